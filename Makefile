@@ -1,0 +1,26 @@
+# Two entry points: `make run` (main job on the embedded synthetic default) and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q 'torch==2.13.0' || echo "torch 2.13.0 not installable here: cross-framework tests will be skipped"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/jena-rnn train --model gru --units 32 --epochs 20 --steps-per-epoch 500 --out runs/gru
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache
