@@ -1,0 +1,82 @@
+"""cells.py: one step vs the numpy reference, param shapes and Keras init statistics."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import CELL_IDS, CELLS, B, F, H, random_params, step_kwargs
+
+import reference as ref
+from jena_rnn import cells
+
+
+def _ref_step(cell, reset_after, p, h, c, x, activation):
+    if cell == "simple_rnn":
+        return ref.simple_rnn_step(p, h, x, activation), None
+    if cell == "lstm":
+        return ref.lstm_step(p, h, c, x, activation)
+    return ref.gru_step(p, h, x, reset_after, activation), None
+
+
+@pytest.mark.parametrize("activation", ["tanh", "relu"])
+@pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
+def test_step_matches_reference(cell, reset_after, activation, rng):
+    p = random_params(cell, 1, F, H)
+    h = rng.standard_normal((B, H)).astype(np.float32)
+    c = rng.standard_normal((B, H)).astype(np.float32)
+    x = rng.standard_normal((B, F)).astype(np.float32)
+    state = cells.LSTMState(h=h, c=c) if cell == "lstm" else h
+    step = jax.jit(lambda p, s, x: cells.STEP_FNS[cell](p, s, x, activation=activation,
+                                                        **step_kwargs(cell, reset_after)))
+    new_state, out = step(p, state, x)
+    h_ref, c_ref = _ref_step(cell, reset_after, p, h, c, x, activation)
+    np.testing.assert_allclose(out, h_ref, rtol=1e-5, atol=1e-6)
+    if cell == "lstm":
+        np.testing.assert_allclose(new_state.h, h_ref, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(new_state.c, c_ref, rtol=1e-5, atol=1e-6)
+    else:
+        np.testing.assert_array_equal(new_state, out)
+
+
+def test_gru_forms_differ_on_same_params(rng):
+    """Both reset_after forms read one pytree; with a nonzero b_h they give different h'."""
+    p = random_params("gru", 2, F, H)
+    h, x = rng.standard_normal((B, H)), rng.standard_normal((B, F))
+    a, _ = cells.gru_step(p, h, x, reset_after=True)
+    b, _ = cells.gru_step(p, h, x, reset_after=False)
+    assert not np.allclose(a, b, atol=1e-3)
+
+
+@pytest.mark.parametrize("cell,gates", [("simple_rnn", 1), ("lstm", 4), ("gru", 3)])
+def test_param_shapes(cell, gates, key):
+    shapes = jax.tree.map(jnp.shape, cells.init_cell(cell, key, F, H))
+    biases = {"b_x": (gates * H,), "b_h": (gates * H,)} if cell == "gru" else {"b": (gates * H,)}
+    assert shapes == {"w_x": (F, gates * H), "w_h": (H, gates * H), **biases}
+
+
+@pytest.mark.parametrize("cell,gates", [("simple_rnn", 1), ("lstm", 4), ("gru", 3)])
+def test_init_statistics(cell, gates, key):
+    """Keras defaults: glorot-uniform w_x, orthogonal w_h [H, G*H] (orthonormal rows), zero bias, forget bias 1."""
+    f_in, units = 40, 24
+    p = cells.init_cell(cell, key, f_in, units)
+    limit = np.sqrt(6.0 / (f_in + gates * units))  # Glorot & Bengio 2010: U(-l, l), l = sqrt(6 / (fan_in + fan_out))
+    w_x = np.asarray(p["w_x"])
+    assert np.abs(w_x).max() <= limit and np.abs(w_x).max() > 0.95 * limit
+    np.testing.assert_allclose(w_x.var(), limit ** 2 / 3, rtol=0.1)  # variance of U(-l, l)
+    w_h = np.asarray(p["w_h"], np.float64)
+    np.testing.assert_allclose(w_h @ w_h.T, np.eye(units), atol=1e-5)
+    if cell == "lstm":
+        expected = np.concatenate([np.zeros(units), np.ones(units), np.zeros(2 * units)])
+        np.testing.assert_array_equal(p["b"], expected)
+    else:
+        for k in ("b_x", "b_h") if cell == "gru" else ("b",):
+            np.testing.assert_array_equal(p[k], 0.0)
+
+
+def test_zero_state_and_unknown_names():
+    state = cells.zero_state("lstm", B, H)
+    assert isinstance(state, cells.LSTMState) and state.h.shape == state.c.shape == (B, H)
+    assert cells.zero_state("gru", B, H).shape == (B, H)
+    with pytest.raises(ValueError, match="unknown cell 'rnn'"):
+        cells.init_cell("rnn", jax.random.key(0), F, H)
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        cells.get_activation("gelu")
