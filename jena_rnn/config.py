@@ -178,3 +178,39 @@ def from_dict(d: dict) -> Config:
     model = ModelConfig(layers=layers, **m)
     return Config(data=data, model=model, optim=OptimConfig(**d.get("optim", {})),
                   train=TrainConfig(**d.get("train", {})))
+
+
+def _gru(**kw) -> tuple[LayerConfig, ...]:
+    return (LayerConfig(cell="gru", units=32, **kw),)
+
+
+# The lecture's experiments (section 6.3; Keras 2.0.8, whose GRU is the reset-before form).
+# name -> (model, epochs, reverse windows)
+LECTURE_MODELS: dict[str, tuple[ModelConfig, int, bool]] = {
+    "naive": (ModelConfig(kind="naive", layers=()), 1, False),
+    "mlp": (ModelConfig(kind="mlp", layers=()), 20, False),
+    "simple_rnn": (ModelConfig(layers=(LayerConfig(cell="simple_rnn", units=32),)), 20, False),
+    "gru": (ModelConfig(layers=_gru()), 20, False),
+    "lstm": (ModelConfig(layers=(LayerConfig(cell="lstm", units=32),)), 20, False),
+    "gru_dropout": (ModelConfig(layers=_gru(dropout=0.2, recurrent_dropout=0.2)), 40, False),
+    "stacked_gru": (ModelConfig(layers=(
+        LayerConfig(cell="gru", units=32, dropout=0.1, recurrent_dropout=0.5),
+        LayerConfig(cell="gru", units=64, activation="relu", dropout=0.1, recurrent_dropout=0.5))), 40, False),
+    "reversed_gru": (ModelConfig(layers=_gru()), 20, True),
+    "bidirectional_gru": (ModelConfig(layers=_gru(bidirectional=True)), 40, False),
+}
+
+
+def lecture_config(name: str, base: Config | None = None) -> Config:
+    """Return ``base`` (default ``Config()``) set up as the lecture's experiment ``name``.
+
+    Names: the keys of ``LECTURE_MODELS``. Epochs and reversed windows follow the lecture.
+    """
+    if name not in LECTURE_MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {sorted(LECTURE_MODELS)}")
+    base = base or Config()
+    model, epochs, reverse = LECTURE_MODELS[name]
+    return dataclasses.replace(
+        base, model=model,
+        data=dataclasses.replace(base.data, reverse=reverse),
+        train=dataclasses.replace(base.train, epochs=epochs))

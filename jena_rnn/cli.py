@@ -1,0 +1,254 @@
+"""The ``jena-rnn`` command line: flags become a ``Config``, then one library function runs.
+
+Subcommands: ``train``, ``evaluate``, ``baseline``, ``predict``, ``synth``. Bad values end with a
+one-line ``jena-rnn: error: ...`` message and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from jena_rnn.config import LECTURE_MODELS, Config, DataConfig, from_dict, lecture_config
+
+EXIT_USAGE = 2
+
+
+def _bound(text: str, flag: str):
+    text = text.strip()
+    if text in ("", "end", "None"):
+        return None
+    try:
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{flag}: {text!r} is neither a row index nor a fraction") from None
+
+
+def parse_splits(text: str) -> dict:
+    """Parse ``--splits`` ``"LO:HI,LO:HI,LO:HI"`` (rows, or fractions with a dot; empty HI = end)."""
+    parts = text.split(",")
+    if len(parts) != 3 or any(p.count(":") != 1 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"--splits: expected three LO:HI ranges for train,val,test (e.g. 0:200000,200001:300000,300001:), "
+            f"got {text!r}")
+    return {name: tuple(_bound(b, "--splits") for b in p.split(":"))
+            for name, p in zip(("train", "val", "test"), parts)}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
+
+
+def _rate(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}") from None
+    if not 0.0 <= v < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}")
+    return v
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    """Add the data options shared by every command that reads data."""
+    g = p.add_argument_group("data")
+    src = g.add_mutually_exclusive_group()
+    src.add_argument("--data", metavar="FILE", help="CSV (.csv, .csv.zip, .csv.gz); default: the synthetic Jena data")
+    src.add_argument("--synthetic", action="store_true", help="use the embedded synthetic Jena default (the default)")
+    g.add_argument("--lookback", type=_positive_int, help="rows of history per window (default 1440 = 10 days)")
+    g.add_argument("--step", type=_positive_int, help="keep one row in STEP inside a window (default 6 = hourly)")
+    g.add_argument("--delay", type=_positive_int, help="forecast horizon in rows (default 144 = 24 h)")
+    g.add_argument("--batch-size", type=_positive_int, help="samples per batch (default 128)")
+    g.add_argument("--target", metavar="COLUMN", help="column to forecast (default 'T (degC)')")
+    g.add_argument("--time-column", metavar="COLUMN", help="timestamp column (default 'Date Time'; 'none' for none)")
+    g.add_argument("--time-format", metavar="FMT", help="strptime format of the timestamps (default %%d.%%m.%%Y %%H:%%M:%%S)")
+    g.add_argument("--splits", type=parse_splits, metavar="LO:HI,LO:HI,LO:HI",
+                   help="train,val,test end-row ranges: rows or fractions (default 0:200000,200001:300000,300001:)")
+    g.add_argument("--eval-mode", choices=("full", "lecture"),
+                   help="full: every window of a split once (default); lecture: the book's val_steps batches")
+    g.add_argument("--strict-targets", action="store_true", default=None,
+                   help="keep targets inside each split (the lecture lets them reach DELAY rows past it)")
+    g.add_argument("--sentinel-policy", choices=("zero", "interpolate", "keep", "error"),
+                   help="what to do with -9999 error values in the wind columns (default zero)")
+    g.add_argument("--synthetic-rows", type=_positive_int, help="rows of the synthetic default (default 420551)")
+
+
+def data_config(args, base: DataConfig) -> DataConfig:
+    """Apply the data flags of ``args`` to ``base``."""
+    fields = {"path": args.data, "lookback": args.lookback, "step": args.step, "delay": args.delay,
+              "batch_size": args.batch_size, "target": args.target, "time_format": args.time_format,
+              "eval_mode": args.eval_mode, "strict_targets": args.strict_targets,
+              "sentinel_policy": args.sentinel_policy, "synthetic_rows": args.synthetic_rows}
+    if args.time_column is not None:
+        fields["time_column"] = None if args.time_column.lower() == "none" else args.time_column
+    if args.splits is not None:
+        fields.update(args.splits)
+    if args.synthetic:
+        fields["path"] = None
+    changes = {k: v for k, v in fields.items() if v is not None}
+    if args.synthetic:
+        changes["path"] = None
+    return dataclasses.replace(base, **changes)
+
+
+def _list(text: str, cast, flag: str):
+    try:
+        return [cast(t) for t in text.split(",")]
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        raise ValueError(f"{flag}: {e}") from None
+
+
+def train_config(args) -> Config:
+    """Build the training ``Config`` from the ``train`` flags (the lecture's preset, then overrides)."""
+    cfg = lecture_config(args.model)
+    layers = list(cfg.model.layers)
+    per_layer = {"units": (args.units, int), "dropout": (args.dropout, _rate),
+                 "recurrent_dropout": (args.recurrent_dropout, _rate), "activation": (args.activation, str)}
+    for name, (text, cast) in per_layer.items():
+        if text is None:
+            continue
+        values = _list(text, cast, "--" + name.replace("_", "-"))
+        if len(values) not in (1, len(layers)):
+            raise ValueError(f"--{name.replace('_', '-')}: give 1 or {len(layers)} values, got {len(values)}")
+        values = values * len(layers) if len(values) == 1 else values
+        layers = [dataclasses.replace(layer, **{name: v}) for layer, v in zip(layers, values)]
+    if args.reset_after:
+        layers = [dataclasses.replace(layer, reset_after=True) for layer in layers]
+    if args.bidirectional:
+        layers = [dataclasses.replace(layer, bidirectional=True) for layer in layers]
+    model = dataclasses.replace(cfg.model, layers=tuple(layers))
+    if args.mlp_units is not None:
+        model = dataclasses.replace(model, mlp_units=args.mlp_units)
+    if args.hoist_input is not None:
+        model = dataclasses.replace(model, hoist_input=args.hoist_input == "on")
+    data = data_config(args, cfg.data)
+    if args.reverse:
+        data = dataclasses.replace(data, reverse=True)
+    optim = dataclasses.replace(cfg.optim, **{k: v for k, v in {
+        "name": args.optimizer, "learning_rate": args.lr, "decay": args.rho, "eps": args.eps}.items()
+        if v is not None})
+    train = dataclasses.replace(cfg.train, **{k: v for k, v in {
+        "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch, "seed": args.seed,
+        "patience": args.patience}.items() if v is not None})
+    return apply_sets(Config(data=data, model=model, optim=optim, train=train), args.set or [])
+
+
+def apply_sets(cfg: Config, sets: list[str]) -> Config:
+    """Apply ``--set section.field=value`` overrides, type-checked against the current value."""
+    for item in sets:
+        key, sep, text = item.partition("=")
+        section, _, name = key.partition(".")
+        sub = getattr(cfg, section, None)
+        if not sep or sub is None or section not in ("data", "model", "optim", "train") \
+                or name not in {f.name for f in dataclasses.fields(sub)}:
+            raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE with SECTION in "
+                             "data|model|optim|train and an existing field")
+        current = getattr(sub, name)
+        try:
+            value = json.loads(text) if not isinstance(current, str) else text
+        except json.JSONDecodeError:
+            value = text
+        if isinstance(current, tuple) and isinstance(value, list):
+            value = tuple(value)
+        if current is not None and value is not None and not isinstance(value, type(current)) \
+                and not (isinstance(current, float) and isinstance(value, int)):
+            raise ValueError(f"--set {item!r}: {key} is {type(current).__name__}, got {value!r}")
+        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sub, **{name: value})})
+    return cfg
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="jena-rnn", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a lecture model (checkpoints, history, plot in --out)")
+    t.add_argument("--model", default="gru", choices=sorted(set(LECTURE_MODELS) - {"naive"}),
+                   help="the lecture's experiment to start from (default gru)")
+    t.add_argument("--units", help="hidden units, one value or one per layer (e.g. 32,64)")
+    t.add_argument("--dropout", help="input dropout rate(s), one mask per sequence")
+    t.add_argument("--recurrent-dropout", help="recurrent dropout rate(s), one mask per sequence")
+    t.add_argument("--activation", help="candidate activation(s): tanh, relu, sigmoid, linear")
+    t.add_argument("--reset-after", action="store_true", help="GRU: Keras-default/PyTorch form (reset after the matmul)")
+    t.add_argument("--bidirectional", action="store_true", help="make every recurrent layer bidirectional")
+    t.add_argument("--reverse", action="store_true", help="feed windows in reversed time order")
+    t.add_argument("--mlp-units", type=_positive_int, help="MLP hidden width (default 32)")
+    t.add_argument("--hoist-input", choices=("on", "off"), help="input projection before the scan (default: per backend)")
+    t.add_argument("--optimizer", choices=("rmsprop", "adam", "sgd"), help="default rmsprop")
+    t.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
+    t.add_argument("--rho", type=float, help="RMSprop decay (default 0.9)")
+    t.add_argument("--eps", type=float, help="RMSprop epsilon, inside the square root as Keras (default 1e-7)")
+    t.add_argument("--epochs", type=_positive_int, help="epochs (default: the lecture's for the model)")
+    t.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default 500)")
+    t.add_argument("--seed", type=int, help="seed for init, batches and dropout (default 0)")
+    t.add_argument("--patience", type=_positive_int, help="early stopping patience in epochs (default off)")
+    t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="any other config field")
+    t.add_argument("--out", required=True, help="run directory (checkpoints, history, loss.png)")
+    t.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
+    add_data_args(t)
+
+    e = sub.add_parser("evaluate", help="MAE of a trained run on a split")
+    e.add_argument("run_dir")
+    e.add_argument("--split", default="test", choices=("train", "val", "test"))
+    e.add_argument("--which", default="best", help="best, latest or an epoch number (default best)")
+    e.add_argument("--data", metavar="FILE", help="evaluate on another file (default: the run's data)")
+
+    b = sub.add_parser("baseline", help="the naive method (T in 24 h = T now) on validation and test")
+    add_data_args(b)
+
+    p = sub.add_parser("predict", help="forecast DELAY rows past the last window of a file")
+    p.add_argument("run_dir")
+    p.add_argument("--data", metavar="FILE", help="file to forecast from (default: the run's data)")
+    p.add_argument("--which", default="best", help="best, latest or an epoch number (default best)")
+
+    s = sub.add_parser("synth", help="write the synthetic Jena data in the real file's exact format")
+    s.add_argument("--out", required=True, help="output CSV path")
+    s.add_argument("--rows", type=_positive_int, default=420_551, help="rows (default 420551)")
+    s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    return parser
+
+
+def _which(text: str):
+    if text in ("best", "latest"):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--which: expected best, latest or an epoch number, got {text!r}") from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``jena-rnn``; returns (and exits with) the process status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from jena_rnn import runs
+
+    try:
+        if args.command == "train":
+            out = runs.train(train_config(args), args.out, resume=args.resume, quiet=args.quiet)
+        elif args.command == "baseline":
+            out = runs.baseline(data_config(args, DataConfig()))
+        elif args.command == "evaluate":
+            out = runs.evaluate(args.run_dir, split=args.split, which=_which(args.which), data=args.data)
+        elif args.command == "predict":
+            out = runs.predict(args.run_dir, data=args.data, which=_which(args.which))
+        else:
+            out = runs.synth(args.out, rows=args.rows, seed=args.seed)
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, OSError) as exc:
+        print(f"jena-rnn: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_USAGE if not isinstance(exc, FloatingPointError) else 1)
+    if out is not None:
+        print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    main()

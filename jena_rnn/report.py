@@ -1,0 +1,126 @@
+"""Run artefacts for people: history CSV/JSON, loss plots, per-epoch log lines, a progress bar.
+
+Every file is written atomically (a temporary file in the same folder, then ``os.replace``), so a
+crash never leaves a half-written history or plot behind.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HISTORY_FIELDS = ("epoch", "train_mae", "val_mae", "train_mae_degC", "val_mae_degC",
+                  "train_seconds", "step_ms", "epoch_seconds")
+
+
+def write_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: str | Path, obj) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def history_csv(history: list[dict]) -> str:
+    """Return ``history`` as CSV text with the columns of ``HISTORY_FIELDS`` (and any extra keys)."""
+    fields = list(HISTORY_FIELDS) + sorted({k for h in history for k in h} - set(HISTORY_FIELDS))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buf.getvalue()
+
+
+def plot_history(history: list[dict], path: str | Path, *, title: str = "Training and validation loss",
+                 baseline: float | None = None, unit: str = "normalised") -> None:
+    """Plot training (dots) and validation (line) MAE per epoch, as the lecture's figures do."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [h["train_mae"] for h in history], "bo", label="Training loss")
+    ax.plot(epochs, [h["val_mae"] for h in history], "b", label="Validation loss")
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", linestyle="--", label="naive baseline")
+    ax.set_title(title)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"MAE ({unit})")
+    ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    write_atomic(path, buf.getvalue())
+
+
+def write_history(run_dir: str | Path, history: list[dict], *, title: str | None = None) -> None:
+    """Write ``history.csv`` and ``loss.png`` into ``run_dir`` (``history.json`` is the checkpointer's)."""
+    run_dir = Path(run_dir)
+    write_atomic(run_dir / "history.csv", history_csv(history).encode())
+    plot_history(history, run_dir / "loss.png", title=title or f"Training and validation loss ({run_dir.name})")
+
+
+def epoch_line(row: dict, epochs: int, history: list[dict]) -> str:
+    """Format one log line: losses (normalised and in the target's units), time and ETA."""
+    done = row["epoch"]
+    # the first epoch includes compilation: estimate the rest from later epochs when there are any
+    times = [h["epoch_seconds"] for h in history[1:]] or [row["epoch_seconds"]]
+    eta = (epochs - done) * sum(times) / len(times)
+    return (f"epoch {done:3d}/{epochs}  train MAE {row['train_mae']:.4f} ({row['train_mae_degC']:.3f} °C)  "
+            f"val MAE {row['val_mae']:.4f} ({row['val_mae_degC']:.3f} °C)  "
+            f"{row['epoch_seconds']:.1f}s ({row['step_ms']:.1f} ms/step)  ETA {_clock(eta)}")
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
+
+
+class ProgressBar:
+    """A one-line text progress bar on stderr, fed with the 1-based step of the running epoch."""
+
+    def __init__(self, total: int, width: int = 30, stream=None):
+        self.total, self.width = total, width
+        self.stream = stream or sys.stderr
+        self.every = max(1, total // 50)
+        self.t0 = None
+
+    def __call__(self, step) -> None:
+        step = int(step)
+        if step == 1 or self.t0 is None:
+            self.t0 = time.perf_counter()
+        if step % self.every and step != self.total:
+            return
+        filled = self.width * step // self.total
+        rate = step / max(time.perf_counter() - self.t0, 1e-9)
+        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {step}/{self.total} "
+                          f"{rate:.0f} steps/s")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.write("\r" + " " * (self.width + 40) + "\r")
+        self.stream.flush()
+        self.t0 = None

@@ -1,0 +1,141 @@
+"""Run-level operations behind the command line: train a run directory, evaluate, baseline, predict.
+
+A run directory holds ``config.json``, ``stats.json`` (training-split mean/std, columns, splits),
+``history.{json,csv}``, ``loss.png`` and ``checkpoints/`` (see ``jena_rnn.checkpoint``). Each function
+returns a JSON-able summary dict.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from jena_rnn import checkpoint, data, train as training
+from jena_rnn.config import Config, DataConfig, ModelConfig, from_dict
+from jena_rnn.models import apply_model, count_params
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def load_data(cfg: DataConfig, *, quiet: bool = False) -> data.Dataset:
+    """Load the dataset of ``cfg`` and report its defects (sentinels, duplicates, gaps) on stderr."""
+    ds = data.load_dataset(cfg)
+    if not quiet:
+        _log(f"data: {ds.source}: {ds.series.shape[0]} rows x {ds.series.shape[1]} columns; "
+             f"train {ds.train}, val {ds.val}, test {ds.test}")
+        notes = {k: v for k, v in ds.report.items() if k not in ("file", "rows", "columns") and v}
+        if notes:
+            _log(f"data report: {json.dumps(notes, default=str)}")
+    return ds
+
+
+def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool = False) -> dict:
+    """Train ``config`` into run directory ``out``; return the best epoch and its test MAE."""
+    ds = load_data(config.data, quiet=quiet)
+    log = None if quiet else _log
+    state, history = training.fit(config, ds, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty())
+    scale = float(ds.stats.std[ds.target_col])
+    best_state, meta = checkpoint.restore(out, state, which="best")
+    test_mae = training.evaluate_split(config, best_state.params, ds, "test")
+    best = min(history, key=lambda h: h["val_mae"])
+    steps = [h["step_ms"] for h in history[1:]] or [history[0]["step_ms"]]
+    summary = {"run_dir": str(out), "params": count_params(state.params), "epochs": len(history),
+               "best_epoch": best["epoch"], "best_val_mae": best["val_mae"],
+               "best_val_mae_degC": best["val_mae_degC"], "test_mae": test_mae,
+               "test_mae_degC": test_mae * scale, "step_ms_median": float(np.median(steps)),
+               "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind)}
+    if not quiet:
+        _log(f"time per training step: {summary['step_ms_median']:.1f} ms (median over epochs after the first, "
+             f"batch {config.data.batch_size}, {config.data.timesteps} steps, {jax.default_backend()})")
+    return summary
+
+
+def naive_mae(config: Config, ds: data.Dataset, split: str) -> float:
+    """Normalised MAE of the naive forecast (last observed target) over a whole split."""
+    naive = dataclasses.replace(config, model=ModelConfig(kind="naive", layers=()))
+    return training.evaluate_split(naive, {}, ds, split)
+
+
+def baseline(cfg: DataConfig, *, quiet: bool = False) -> dict:
+    """Score the naive method on validation and test, normalised and in the target's units."""
+    ds = load_data(cfg, quiet=quiet)
+    config = Config(data=cfg)
+    scale = float(ds.stats.std[ds.target_col])
+    out = {"source": ds.source, "target": cfg.target, "target_std": scale}
+    for split in ("val", "test"):
+        m = naive_mae(config, ds, split)
+        out[f"{split}_mae"], out[f"{split}_mae_degC"] = m, m * scale
+    return out
+
+
+def load_run(run_dir: str | Path, which="best", data_path: str | None = None):
+    """Return ``(config, dataset, state, meta)`` of a saved run (``data_path`` overrides its data)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.json)")
+    config = from_dict(json.loads((run_dir / "config.json").read_text()))
+    if data_path is not None:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=data_path))
+    ds = load_data(config.data, quiet=True)
+    like = training.init_state(config, jax.random.PRNGKey(0), ds.series.shape[1])
+    state, meta = checkpoint.restore(run_dir, like, which=which)
+    return config, ds, state, meta
+
+
+def evaluate(run_dir: str | Path, *, split: str = "test", which="best", data: str | None = None) -> dict:
+    """MAE of a saved run's checkpoint on a split, normalised and in the target's units."""
+    config, ds, state, meta = load_run(run_dir, which, data)
+    m = training.evaluate_split(config, state.params, ds, split)
+    scale = float(ds.stats.std[ds.target_col])
+    return {"run_dir": str(run_dir), "epoch": meta["epoch"], "split": split, "mae": m, "mae_degC": m * scale}
+
+
+def predict(run_dir: str | Path, *, data: str | None = None, which="best") -> dict:
+    """Forecast the target ``delay`` rows after the last complete window of the data.
+
+    The window is normalised with the run's saved training statistics (``stats.json``), not the
+    statistics of the file being forecast from.
+    """
+    run_dir = Path(run_dir)
+    config, ds, state, meta = load_run(run_dir, which, data)
+    stats = json.loads((run_dir / "stats.json").read_text())
+    if list(ds.columns) != stats["columns"]:
+        raise ValueError(f"{config.data.path or 'data'}: columns {list(ds.columns)} differ from the run's "
+                         f"{stats['columns']}")
+    d, col = config.data, ds.target_col
+    mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+    raw = np.asarray(ds.series) * np.asarray(ds.stats.std) + np.asarray(ds.stats.mean)
+    series = jax.numpy.asarray((raw - mean) / std)
+    end = series.shape[0]  # window rows end-lookback .. end-step, as the lecture's sample for row `end`
+    xs, _ = data_windows(series, end, d, col)
+    y_hat = float(apply_model(config.model, state.params, xs, train=False, target_col=col)[0])
+    out = {"run_dir": str(run_dir), "epoch": meta["epoch"], "target": d.target,
+           "last_input_row": end - d.step, "forecast_row": end + d.delay,
+           "forecast_normalised": y_hat, "forecast": y_hat * float(std[col]) + float(mean[col])}
+    if ds.times is not None and len(ds.times) > 1:
+        dt = np.median(np.diff(ds.times[-1000:]))
+        out["last_input_time"] = str(ds.times[end - d.step])
+        out["forecast_time"] = str(ds.times[-1] + dt * (d.delay + 1))
+    return out
+
+
+def data_windows(series, end: int, d: DataConfig, col: int):
+    """Return the single window whose end row is ``end`` (its target row may lie past the data)."""
+    import jax.numpy as jnp
+
+    padded = jnp.concatenate([series, jnp.zeros((d.delay + 1, series.shape[1]), series.dtype)])
+    return data.windows(padded, jnp.asarray([end]), lookback=d.lookback, step=d.step, delay=d.delay,
+                        target_col=col, reverse=d.reverse)
+
+
+def synth(out: str | Path, *, rows: int = 420_551, seed: int = 0) -> dict:
+    """Write the synthetic Jena table in the real file's exact format."""
+    table = data.synthetic_jena(n_rows=rows, seed=seed)
+    data.write_jena_csv(table, out)
+    return {"out": str(out), "rows": rows, "seed": seed, "columns": list(table.columns)}

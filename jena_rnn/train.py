@@ -1,0 +1,263 @@
+"""Loss, optimiser, the jitted training epoch, evaluation and the ``fit`` loop.
+
+A training step draws its own batch from the device-resident normalised series:
+``rows ~ U[lo + lookback, hi)`` (``data.sample_train_rows``), ``xs, y = data.windows(series, rows)``,
+then one RMSprop update on ``mae(apply_model(xs), y)``. ``steps_per_epoch`` such steps run inside one
+jitted ``lax.scan`` (one host round trip per epoch), and validation over a whole split is one jitted
+``lax.scan`` over precomputed batches of end rows.
+
+RMSprop is ``optax.inject_hyperparams(optax.rmsprop)`` with Keras's defaults (lr 1e-3, rho 0.9,
+epsilon 1e-7 inside the square root: ``w -= lr * g / sqrt(nu + eps)``, as Keras 3; PyTorch puts
+epsilon outside, ``g / (sqrt(nu) + eps)``). The learning rate lives in ``opt_state`` so sweeps can vmap it.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jena_rnn import checkpoint, data, report
+from jena_rnn.config import Config, OptimConfig, to_dict
+from jena_rnn.models import apply_model, count_params, init_model
+
+Array = jax.Array
+
+
+class TrainState(NamedTuple):
+    """Everything a training run carries from step to step (a pytree, checkpointed whole)."""
+
+    params: dict  # model parameters (models.init_model)
+    opt_state: Any  # optax state of make_optimizer(config.optim)
+    step: Array  # int32 [] global step count
+    key: Array  # uint32 [2] PRNG key: split every step for the batch draw and dropout masks
+
+
+class TrainingDiverged(FloatingPointError):
+    """Raised when a loss becomes NaN or infinite; the last good checkpoint is kept."""
+
+
+def mae(y_hat: Array, y: Array) -> Array:
+    """Mean absolute error ``mean(|y_hat - y|)``; raises unless ``y_hat.shape == y.shape``.
+
+    The check stops ``[B, 1]`` against ``[B]`` from silently broadcasting to ``[B, B]``.
+    """
+    if y_hat.shape != y.shape:
+        raise ValueError(f"mae: y_hat has shape {tuple(y_hat.shape)} but y has shape {tuple(y.shape)}")
+    return jnp.mean(jnp.abs(y_hat - y))
+
+
+def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
+    """Build the optimiser of ``cfg`` with every hyperparameter explicit (no library defaults)."""
+    if cfg.name == "rmsprop":
+        opt = optax.inject_hyperparams(optax.rmsprop, static_args=("eps_in_sqrt",))(
+            learning_rate=cfg.learning_rate, decay=cfg.decay, eps=cfg.eps,
+            initial_scale=cfg.initial_scale, eps_in_sqrt=cfg.eps_in_sqrt,
+            momentum=cfg.momentum or None)
+    elif cfg.name == "adam":
+        opt = optax.inject_hyperparams(optax.adam)(learning_rate=cfg.learning_rate, eps=cfg.eps)
+    else:
+        opt = optax.inject_hyperparams(optax.sgd)(learning_rate=cfg.learning_rate,
+                                                  momentum=cfg.momentum or None)
+    if cfg.clip_norm is not None:
+        opt = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt)
+    return opt
+
+
+def init_state(config: Config, key: Array, in_features: int) -> TrainState:
+    """Initialise parameters and optimiser state; ``key`` seeds both the init and the data stream."""
+    k_init, k_run = jax.random.split(key)
+    params = init_model(k_init, config.model, in_features, config.data.timesteps)
+    opt_state = make_optimizer(config.optim).init(params)
+    return TrainState(params, opt_state, jnp.zeros((), jnp.int32), k_run)
+
+
+def make_train_step(config: Config, bounds: tuple[int, int], target_col: int
+                    ) -> Callable[[TrainState, Array], tuple[TrainState, dict]]:
+    """Return the pure step ``(state, series [N, F]) -> (state, {"loss": []})`` (not jitted).
+
+    The batch is drawn from ``series`` with the key carried in ``state``; static structure comes
+    from ``config`` and the training split ``bounds`` (end rows in ``[lo + lookback, hi)``).
+    """
+    d, optimizer = config.data, make_optimizer(config.optim)
+    lo, hi = bounds
+
+    def loss_fn(params, xs, y, key):
+        y_hat = apply_model(config.model, params, xs, key=key, train=True, target_col=target_col)
+        return mae(y_hat, y)
+
+    def train_step(state: TrainState, series: Array) -> tuple[TrainState, dict]:
+        key, k_rows, k_drop = jax.random.split(state.key, 3)
+        rows = data.sample_train_rows(k_rows, d.batch_size, lo, hi, lookback=d.lookback,
+                                      delay=d.delay, strict=d.strict_targets)
+        xs, y = data.windows(series, rows, lookback=d.lookback, step=d.step, delay=d.delay,
+                             target_col=target_col, reverse=d.reverse)
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, xs, y, k_drop)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        return TrainState(params, opt_state, state.step + 1, key), {"loss": loss}
+
+    return train_step
+
+
+def make_train_epoch(config: Config, bounds: tuple[int, int], target_col: int, *,
+                     progress: Callable[[int], None] | None = None, jit: bool = True):
+    """Return ``train_epoch(state, series) -> (state, {"loss": [steps_per_epoch]})``: one jitted scan.
+
+    Args:
+      progress: optional host callback given the 1-based step within the epoch (a progress bar);
+        called through ``jax.debug.callback``, so it costs one cheap host call per step.
+      jit: wrap in ``jax.jit`` (sweeps pass False and jit their own vmapped version).
+    """
+    step_fn = make_train_step(config, bounds, target_col)
+    steps = config.train.steps_per_epoch
+
+    def train_epoch(state: TrainState, series: Array):
+        def body(state, i):
+            state, metrics = step_fn(state, series)
+            if progress is not None:
+                jax.debug.callback(progress, i + 1)
+            return state, metrics
+
+        return jax.lax.scan(body, state, jnp.arange(steps))
+
+    return jax.jit(train_epoch) if jit else train_epoch
+
+
+def make_evaluate(config: Config, target_col: int, *, model=None):
+    """Return jitted ``evaluate(params, series, rows [nb, B], valid [nb, B]) -> (sum |err|, count)``.
+
+    One ``lax.scan`` over the batches of end rows from ``data.eval_rows``; padded rows (valid False)
+    are ignored. MAE = sum / count, in normalised units.
+    """
+    d, model = config.data, model or config.model
+
+    def evaluate(params, series, rows, valid):
+        def body(carry, batch):
+            r, v = batch
+            xs, y = data.windows(series, r, lookback=d.lookback, step=d.step, delay=d.delay,
+                                 target_col=target_col, reverse=d.reverse and model.kind != "naive")
+            err = jnp.abs(apply_model(model, params, xs, train=False, target_col=target_col) - y)
+            return (carry[0] + jnp.sum(jnp.where(v, err, 0.0)), carry[1] + jnp.sum(v)), None
+
+        (total, count), _ = jax.lax.scan(body, (jnp.zeros(()), jnp.zeros((), jnp.int32)), (rows, valid))
+        return total, count
+
+    return jax.jit(evaluate)
+
+
+def split_rows(config: Config, bounds: tuple[int, int]) -> tuple[Array, Array]:
+    """Return the device arrays ``(rows, valid)`` [nb, B] that cover the split ``bounds``."""
+    d = config.data
+    rows, valid = data.eval_rows(bounds[0], bounds[1], lookback=d.lookback, batch_size=d.batch_size,
+                                 mode=d.eval_mode, delay=d.delay, strict=d.strict_targets)
+    return jnp.asarray(rows), jnp.asarray(valid)
+
+
+def evaluate_split(config: Config, params: dict, ds: data.Dataset, split: str = "val",
+                   *, model=None) -> float:
+    """Return the normalised MAE of ``params`` over a whole split (``"train"``, ``"val"``, ``"test"``)."""
+    rows, valid = split_rows(config, getattr(ds, split))
+    total, count = make_evaluate(config, ds.target_col, model=model)(params, ds.series, rows, valid)
+    return float(total) / max(int(count), 1)
+
+
+def _stats_json(ds: data.Dataset) -> dict:
+    return {"columns": list(ds.columns), "target_col": int(ds.target_col), "source": ds.source,
+            "mean": [float(x) for x in ds.stats.mean], "std": [float(x) for x in ds.stats.std],
+            "train": list(ds.train), "val": list(ds.val), "test": list(ds.test)}
+
+
+def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, resume: bool = False,
+        log: Callable[[str], None] | None = print, progress: bool = False) -> tuple[TrainState, list[dict]]:
+    """Train ``config`` on ``ds``; checkpoint every epoch to ``run_dir`` (if given).
+
+    Args:
+      resume: continue from ``run_dir``'s latest checkpoint (same results as an uninterrupted run,
+        because the PRNG key is part of the checkpointed state).
+      log: receives one line per epoch (None = quiet).
+      progress: draw a progress bar on stderr while an epoch runs.
+    Returns:
+      (final state, history): one dict per epoch with ``train_mae``, ``val_mae`` (normalised),
+      the same in the target's units (``*_degC``), ``train_seconds``, ``step_ms`` and ``epoch_seconds``.
+    Raises:
+      TrainingDiverged: a NaN/inf training or validation loss (the epoch is named; the last good
+        checkpoint stays the latest one).
+    """
+    if config.model.kind == "naive":
+        raise ValueError("model 'naive' has nothing to train: use `jena-rnn baseline`")
+    scale = float(ds.stats.std[ds.target_col])
+    state = init_state(config, jax.random.PRNGKey(config.train.seed), ds.series.shape[1])
+    history: list[dict] = []
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if resume and checkpoint.latest(run_dir) is not None:
+            state, meta = checkpoint.restore(run_dir, state, which="latest")
+            _check_resume_config(config, meta.get("config", {}), run_dir)
+            history = list(meta["history"])
+        elif not resume and checkpoint.latest(run_dir) is not None:
+            raise FileExistsError(f"{run_dir} already holds checkpoints: pass resume=True (--resume) "
+                                  "to continue it, or choose another output directory")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        report.write_json(run_dir / "stats.json", _stats_json(ds))
+    bar = report.ProgressBar(config.train.steps_per_epoch) if progress else None
+    train_epoch = make_train_epoch(config, ds.train, ds.target_col, progress=bar)
+    evaluate = make_evaluate(config, ds.target_col)
+    val_rows, val_valid = split_rows(config, ds.val)
+    best = min((h["val_mae"] for h in history), default=float("inf"))
+    stale = 0
+    for epoch in range(len(history) + 1, config.train.epochs + 1):
+        t0 = time.perf_counter()
+        state, metrics = train_epoch(state, ds.series)
+        losses = np.asarray(metrics["loss"])  # blocks until the epoch is done
+        t_train = time.perf_counter() - t0
+        total, count = evaluate(state.params, ds.series, val_rows, val_valid)
+        train_mae, val_mae = float(np.mean(losses)), float(total) / max(int(count), 1)
+        if bar is not None:
+            bar.close()
+        if not (np.isfinite(train_mae) and np.isfinite(val_mae)):
+            kept = checkpoint.latest(run_dir) if run_dir is not None else None
+            raise TrainingDiverged(
+                f"epoch {epoch}: training MAE {train_mae}, validation MAE {val_mae} (not finite); "
+                f"stopped. Last good checkpoint: "
+                + (f"epoch {kept} in {run_dir}" if kept else "none saved") + ". Try a lower --lr.")
+        row = {"epoch": epoch, "train_mae": train_mae, "val_mae": val_mae,
+               "train_mae_degC": train_mae * scale, "val_mae_degC": val_mae * scale,
+               "train_seconds": t_train, "step_ms": 1e3 * t_train / config.train.steps_per_epoch,
+               "epoch_seconds": time.perf_counter() - t0}
+        history.append(row)
+        is_best = val_mae < best
+        best, stale = (val_mae, 0) if is_best else (best, stale + 1)
+        if run_dir is not None:
+            checkpoint.save(run_dir, state, epoch=epoch, history=history, config=to_dict(config),
+                            is_best=is_best)
+            report.write_history(run_dir, history)
+        if log is not None:
+            log(report.epoch_line(row, config.train.epochs, history))
+        if config.train.patience is not None and stale >= config.train.patience:
+            if log is not None:
+                log(f"early stop: no better validation MAE for {stale} epochs")
+            break
+    return state, history
+
+
+def _check_resume_config(config: Config, saved: dict, run_dir: Path) -> None:
+    """Refuse to resume a run with a different configuration (only ``train.epochs`` may grow)."""
+    now = to_dict(config)
+    now["train"].pop("epochs", None)
+    saved = {k: dict(v) for k, v in saved.items()}
+    saved.get("train", {}).pop("epochs", None)
+    # JSON turns tuples into lists: compare through JSON
+    import json
+    if json.loads(json.dumps(now)) != json.loads(json.dumps(saved)):
+        diff = [k for k in now if json.loads(json.dumps(now[k])) != saved.get(k)]
+        raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
+
+
+def summary(config: Config, state: TrainState) -> dict:
+    """Return the parameter count and the model's structure, for logs and result tables."""
+    return {"params": count_params(state.params), "model": to_dict(config)["model"]}
