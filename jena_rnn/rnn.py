@@ -1,0 +1,261 @@
+"""Run cells over sequences: ``unroll`` (one ``lax.scan``), variational dropout, ``bidirectional``, ``stack``.
+
+Sequences are batch-major ``xs [B, T, F]`` at the API and time-major inside the scan. Masking follows
+Keras: at a padded step the carry is left unchanged and the output is the carried ``h``. Dropout is
+Gal & Ghahramani's variational dropout: one input mask ``[B, F]`` and one recurrent mask ``[B, H]`` per
+sequence, reused at every step, scaled by ``1 / keep``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+from jena_rnn.cells import (CELL_FNS, GATES, LSTMState, check_cell, get_activation, init_cell,
+                            input_projection, zero_state)
+from jena_rnn.config import LayerConfig
+
+Array = jax.Array
+MERGE = {"concat": lambda a, b: jnp.concatenate([a, b], axis=-1), "sum": lambda a, b: a + b,
+         "ave": lambda a, b: (a + b) / 2, "mul": lambda a, b: a * b}
+
+
+def _shape(a) -> tuple:
+    return tuple(getattr(a, "shape", ()))
+
+
+def _validate(cell: str, params: dict, xs: Array, *, state, lengths, mask, padding: str,
+              activation: str, dropout: float, recurrent_dropout: float, key, train: bool) -> int:
+    """Check arguments before tracing; return H. Errors name the argument and the shapes."""
+    check_cell(cell)
+    get_activation(activation)
+    if xs.ndim != 3:
+        raise ValueError(f"unroll: xs must be [B, T, F] (rank 3), got shape {_shape(xs)}")
+    bias_keys = ("b_x", "b_h") if cell == "gru" else ("b",)
+    missing = [k for k in ("w_x", "w_h", *bias_keys) if k not in params]
+    if missing:
+        raise ValueError(f"unroll: params for {cell!r} lack {missing}; got keys {sorted(params)}")
+    g, w_x, w_h = GATES[cell], params["w_x"], params["w_h"]
+    batch, _, feats = xs.shape
+    if w_x.ndim != 2 or w_x.shape[1] % g:
+        raise ValueError(f"unroll: params['w_x'] must be [F, {g}*H] for {cell!r}, got shape {_shape(w_x)}")
+    units = w_x.shape[1] // g
+    if feats != w_x.shape[0]:
+        raise ValueError(f"unroll: xs has {feats} features but params['w_x'] expects {w_x.shape[0]} "
+                         f"(shape {_shape(w_x)})")
+    if _shape(w_h) != (units, g * units):
+        raise ValueError(f"unroll: params['w_h'] has shape {_shape(w_h)} but params['w_x'] {_shape(w_x)} "
+                         f"implies H={units}, i.e. ({units}, {g * units})")
+    for k in bias_keys:
+        if _shape(params[k]) != (g * units,):
+            raise ValueError(f"unroll: params[{k!r}] has shape {_shape(params[k])}, expected ({g * units},)")
+    for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"unroll: {name} must be in [0, 1), got {rate!r}")
+        if rate > 0 and train and key is None:
+            raise ValueError(f"unroll: {name}={rate} with train=True needs a PRNG key, got key=None")
+    if lengths is not None and mask is not None:
+        raise ValueError("unroll: pass lengths or mask, not both")
+    if lengths is not None and _shape(lengths) != (batch,):
+        raise ValueError(f"unroll: lengths must have shape (B,) = ({batch},), got {_shape(lengths)}")
+    if mask is not None and _shape(mask) != xs.shape[:2]:
+        raise ValueError(f"unroll: mask must have shape (B, T) = {xs.shape[:2]}, got {_shape(mask)}")
+    if padding not in ("right", "pre"):
+        raise ValueError(f"unroll: padding must be 'right' or 'pre', got {padding!r}")
+    if state is not None:
+        for name, leaf in (state._asdict().items() if isinstance(state, LSTMState) else [("state", state)]):
+            if _shape(leaf) != (batch, units):
+                raise ValueError(f"unroll: {name} must have shape (B, H) = ({batch}, {units}), got {_shape(leaf)}")
+    return units
+
+
+def dropout_masks(key: Array, batch: int, in_features: int, units: int, dropout: float,
+                  recurrent_dropout: float, dtype=jnp.float32) -> tuple[Array | None, Array | None]:
+    """Draw one variational-dropout mask pair per sequence (inverted scaling).
+
+    Args:
+      key: PRNG key, split here into an input key and a recurrent key.
+      dropout, recurrent_dropout: drop rates in [0, 1); a rate of 0 gives ``None``.
+    Returns:
+      (input mask [B, F] or None, recurrent mask [B, H] or None); kept entries are ``1 / (1 - rate)``.
+    """
+    k_in, k_rec = jax.random.split(key)
+
+    def draw(k, rate, n):
+        if rate == 0:
+            return None
+        keep = 1.0 - rate
+        return jax.random.bernoulli(k, keep, (batch, n)).astype(dtype) / jnp.asarray(keep, dtype)
+
+    return draw(k_in, dropout, in_features), draw(k_rec, recurrent_dropout, units)
+
+
+def _step_mask(lengths, mask, padding: str, batch: int, steps: int) -> Array | None:
+    """Return the validity mask [B, T] (True = real step) or None."""
+    if mask is not None:
+        return jnp.asarray(mask, bool)
+    if lengths is None:
+        return None
+    t = jnp.arange(steps)[None, :]
+    lengths = jnp.asarray(lengths)[:, None]
+    return t < lengths if padding == "right" else t >= steps - lengths
+
+
+def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = False,
+           go_backwards: bool = False, return_sequences: bool = True, lengths: Array | None = None,
+           mask: Array | None = None, padding: str = "right", reset_after: bool = False,
+           activation: str = "tanh", dropout: float = 0.0, recurrent_dropout: float = 0.0,
+           key: Array | None = None, train: bool = False, hoist_input: bool | None = None,
+           unroll: int = 1):
+    """Run ``cell`` over ``xs`` with one ``lax.scan`` over time.
+
+    Args:
+      cell: "simple_rnn" | "lstm" | "gru".   params: that cell's params (``cells.init_<cell>``).
+      xs: inputs [B, T, F].
+      state: initial carry, h [B, H] or LSTMState; None = zeros.
+      reverse: process t = T-1 .. 0 and return ys aligned to the original time axis (lax.scan's).
+      go_backwards: Keras's: process the time-reversed input, return ys in processing order.
+      return_sequences: return ys [B, T, H] (True) or the final h [B, H] (False; for reverse=True
+        that is the output at t=0, the last processed step).
+      lengths: true lengths [B], or mask: [B, T] bool (True = real step). Padded steps leave the carry
+        unchanged and output the carried h.   padding: "right" (real steps first) or "pre" (Keras
+        ``pad_sequences`` default: padding at the front); used with ``lengths`` only.
+      reset_after, activation: forwarded to the cell (``reset_after`` only matters for the GRU).
+      dropout, recurrent_dropout: variational rates in [0, 1), active only when ``train``; masks are
+        drawn from ``key`` (``dropout_masks``) and applied to x before ``x @ w_x`` and to h before
+        ``h @ w_h`` (never to the LSTM's c).
+      hoist_input: compute ``xs @ w_x + b`` for all steps before the scan (pre-split per gate into
+        [T, B, H] arrays) instead of inside it; None = False on CPU (measured faster there), else True.
+      unroll: forwarded to ``lax.scan``.
+    Returns:
+      (final_state, ys): final carry (h [B, H] or LSTMState), ys [B, T, H] or [B, H].
+    Raises:
+      ValueError: before any tracing, for bad shapes, names, rates or a missing key.
+    """
+    xs = jnp.asarray(xs)
+    units = _validate(cell, params, xs, state=state, lengths=lengths, mask=mask, padding=padding,
+                      activation=activation, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                      key=key, train=train)
+    batch, steps, feats = xs.shape
+    if hoist_input is None:
+        hoist_input = jax.default_backend() != "cpu"
+    if state is None:
+        state = zero_state(cell, batch, units, xs.dtype)
+    in_mask = rec_mask = None
+    if train and (dropout > 0 or recurrent_dropout > 0):
+        in_mask, rec_mask = dropout_masks(key, batch, feats, units, dropout, recurrent_dropout, xs.dtype)
+    if in_mask is not None:
+        xs = xs * in_mask[:, None, :]
+    valid = _step_mask(lengths, mask, padding, batch, steps)
+
+    xs_t = jnp.swapaxes(xs, 0, 1)  # [T, B, F]
+    valid_t = None if valid is None else jnp.swapaxes(valid, 0, 1)[:, :, None]  # [T, B, 1]
+    if go_backwards:
+        xs_t = jnp.flip(xs_t, 0)
+        valid_t = None if valid_t is None else jnp.flip(valid_t, 0)
+    # Hoisted: per-gate [T, B, H] arrays (slicing a fused [T, B, G*H] in the step compiles badly on CPU).
+    inputs = input_projection(cell, params, xs_t) if hoist_input else xs_t
+    kwargs = {"activation": activation, "rec_mask": rec_mask}
+    if cell == "gru":
+        kwargs["reset_after"] = reset_after
+    cell_fn = partial(CELL_FNS[cell], params, **kwargs)
+
+    def body(carry, slot):
+        inp, m = slot
+        xp = inp if hoist_input else input_projection(cell, params, inp)
+        new, _ = cell_fn(carry, xp)
+        if m is not None:
+            new = jax.tree.map(lambda a, b: jnp.where(m, a, b), new, carry)
+        return new, (new.h if cell == "lstm" else new)
+
+    final, ys = jax.lax.scan(body, state, (inputs, valid_t), reverse=reverse, unroll=unroll)
+    if not return_sequences:
+        return final, (final.h if cell == "lstm" else final)
+    return final, jnp.swapaxes(ys, 0, 1)
+
+
+def bidirectional(cell: str, params: dict, xs: Array, *, merge_mode: str = "concat",
+                  return_sequences: bool = False, key: Array | None = None, **unroll_kwargs):
+    """Run a forward and a backward ``unroll`` and merge them (Keras ``Bidirectional`` semantics).
+
+    The backward direction runs ``reverse=True``, so its outputs are aligned with the original time
+    axis; with ``return_sequences=False`` its output is its last processed step (the one at t=0).
+
+    Args:
+      params: {"forward": p, "backward": p}, each a ``cell`` param dict.   xs: inputs [B, T, F].
+      merge_mode: "concat" ([.., 2H], forward first) | "sum" | "ave" | "mul".
+      key: split into one key per direction (dropout).   unroll_kwargs: forwarded to ``unroll``
+        (not ``reverse``/``go_backwards``; ``state`` is not supported here).
+    Returns:
+      ((fw_final, bw_final), ys): ys [B, T, 2H] / [B, 2H] for concat, else [B, T, H] / [B, H].
+    """
+    if merge_mode not in MERGE:
+        raise ValueError(f"bidirectional: merge_mode must be one of {tuple(MERGE)}, got {merge_mode!r}")
+    if set(params) != {"forward", "backward"}:
+        raise ValueError(f"bidirectional: params must have keys 'forward' and 'backward', got {sorted(params)}")
+    for bad in ("reverse", "go_backwards", "state"):
+        if bad in unroll_kwargs:
+            raise ValueError(f"bidirectional: {bad!r} is not supported")
+    k_fw = k_bw = None
+    if key is not None:
+        k_fw, k_bw = jax.random.split(key)
+    fw_state, fw = unroll(cell, params["forward"], xs, return_sequences=return_sequences, key=k_fw,
+                          **unroll_kwargs)
+    bw_state, bw = unroll(cell, params["backward"], xs, reverse=True, return_sequences=return_sequences,
+                          key=k_bw, **unroll_kwargs)
+    return (fw_state, bw_state), MERGE[merge_mode](fw, bw)
+
+
+def _layer_out(layer: LayerConfig) -> int:
+    bi_concat = layer.bidirectional and layer.merge_mode == "concat"
+    return 2 * layer.units if bi_concat else layer.units
+
+
+def init_stack(key: Array, layers: Sequence[LayerConfig], in_features: int) -> list[dict]:
+    """Initialise stacked layers bottom to top.
+
+    Returns:
+      One param dict per layer (``cells.init_<cell>``), or {"forward": p, "backward": p} for a
+      bidirectional layer. Layer k+1's F is layer k's output width (2H for bidirectional concat).
+    """
+    params = []
+    for layer, k in zip(layers, jax.random.split(key, len(layers))):
+        if layer.bidirectional:
+            k_fw, k_bw = jax.random.split(k)
+            params.append({"forward": init_cell(layer.cell, k_fw, in_features, layer.units),
+                           "backward": init_cell(layer.cell, k_bw, in_features, layer.units)})
+        else:
+            params.append(init_cell(layer.cell, k, in_features, layer.units))
+        in_features = _layer_out(layer)
+    return params
+
+
+def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array, *, key: Array | None = None,
+          train: bool = False, hoist_input: bool | None = None, return_sequences: bool = False,
+          lengths: Array | None = None, mask: Array | None = None, padding: str = "right") -> Array:
+    """Run stacked recurrent layers; all but the last return sequences.
+
+    Args:
+      layers: ``LayerConfig`` per layer, bottom to top.   params_list: from ``init_stack``.
+      xs: inputs [B, T, F].   key: split into one key per layer (dropout; needed when train and a
+        rate > 0).   train: enable dropout.   hoist_input: see ``unroll``.
+      return_sequences: whether the last layer returns its whole sequence.
+      lengths, mask, padding: masking, applied to every layer (see ``unroll``).
+    Returns:
+      The last layer's output: [B, H] (or [B, T, H] with return_sequences); 2H for bidirectional concat.
+    """
+    if len(layers) != len(params_list):
+        raise ValueError(f"stack: {len(layers)} layers but {len(params_list)} param dicts")
+    keys = [None] * len(layers) if key is None else list(jax.random.split(key, len(layers)))
+    for n, (layer, params, k) in enumerate(zip(layers, params_list, keys)):
+        seq = return_sequences or n < len(layers) - 1
+        kwargs = dict(return_sequences=seq, key=k, train=train, hoist_input=hoist_input,
+                      reset_after=layer.reset_after, activation=layer.activation, dropout=layer.dropout,
+                      recurrent_dropout=layer.recurrent_dropout, lengths=lengths, mask=mask, padding=padding)
+        if layer.bidirectional:
+            _, xs = bidirectional(layer.cell, params, xs, merge_mode=layer.merge_mode, **kwargs)
+        else:
+            _, xs = unroll(layer.cell, params, xs, **kwargs)
+    return xs
