@@ -1,0 +1,348 @@
+"""Save and restore training state with orbax, crash-safe, with latest/best pointers for `--resume`.
+
+On-disk layout of one run directory::
+
+    run_dir/
+      config.json              the run's config dict (rewritten atomically on every save)
+      history.json             the per-epoch history list (rewritten atomically on every save)
+      checkpoints/
+        LATEST                 one line: the directory name of the newest committed checkpoint
+        BEST                   one line: the directory name of the best-by-validation checkpoint
+        epoch_0003/
+          state/               orbax PyTree checkpoint of the flattened leaves {"leaf_0000": ..., ...}
+          tree.json            one entry per leaf of the saved pytree: key path, shape, dtype, kind
+          meta.json            {"epoch", "history", "config"}
+        .tmp-epoch_0004-...    a save in progress (or abandoned by a crash); never read
+
+Crash-safety argument. A checkpoint is built completely inside a fresh temporary directory in
+`checkpoints/` (same file system as its final name), fsynced file by file, and only then renamed
+to `epoch_NNNN` with `os.replace`, which is atomic on POSIX: a reader sees either no `epoch_NNNN`
+or a complete one. The `LATEST`/`BEST` pointers are the commit records; each is replaced atomically
+(temp file, fsync, `os.replace`, fsync of the directory) only after the rename. Old checkpoints are
+pruned only after the new pointers are durable, and the directories that `LATEST` or `BEST` name are
+never pruned. Hence a process killed at any instant leaves `LATEST` naming a complete checkpoint
+(the previous one, or the new one once its pointer is written), and no step deletes the last good
+checkpoint before its successor is committed. A complete `epoch_NNNN` newer than `LATEST` (killed
+between rename and pointer update) is not used by `latest`: the pointer decides. If the pointer
+itself is missing or names a broken directory, `latest` falls back to the newest complete
+directory and warns. Leftover `.tmp-*` directories are ignored and removed by the next `save`.
+`save` never overwrites a committed checkpoint (epoch <= LATEST): it raises `FileExistsError`.
+One writer per run directory is assumed.
+
+Leaves are stored as numpy arrays through `ocp.PyTreeCheckpointer` (synchronous: `save` returns
+after the data is on disk, with no background threads). `restore` rebuilds the tree with the
+treedef of a caller-supplied `like` pytree, so NamedTuples such as `TrainState` or optax states
+come back as the same types. PRNG keys: raw `uint32[2]` keys (`jax.random.PRNGKey`) are ordinary
+arrays; typed keys (`jax.random.key`) are saved as their key data and re-wrapped with the impl of
+the matching leaf of `like`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import uuid
+import warnings
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+_CKPT = "checkpoints"
+_PREFIX = "epoch_"
+_TMP = ".tmp-"
+
+
+def _on_stage(stage: str) -> None:
+    """Test hook called at each commit stage of `save`; tests replace it to simulate a crash."""
+
+
+def _dir_name(epoch: int) -> str:
+    return f"{_PREFIX}{epoch:04d}"
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.generic, np.ndarray, jax.Array)) and np.ndim(obj) == 0:
+        return np.asarray(obj).item()
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r}")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` via a temp file in the same directory, fsync, then `os.replace`."""
+    tmp = path.with_name(f"{_TMP}{path.name}-{uuid.uuid4().hex}")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_path(path.parent)
+
+
+def _dump(obj: Any) -> str:
+    return json.dumps(obj, indent=1, default=_json_default) + "\n"
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+    """Silence orbax's absl INFO logging for the duration of the block, then restore the level."""
+    from absl import logging as absl_logging
+
+    old = absl_logging.get_verbosity()
+    absl_logging.set_verbosity(absl_logging.ERROR)
+    try:
+        yield
+    finally:
+        absl_logging.set_verbosity(old)
+
+
+def _is_key(x: Any) -> bool:
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _spec(x: Any) -> dict:
+    """Describe one leaf for tree.json without copying it: shape, dtype, kind (typed keys: key data)."""
+    if _is_key(x):
+        data = jax.eval_shape(jax.random.key_data, x)
+        return {"shape": list(data.shape), "dtype": str(data.dtype), "kind": "typed_key"}
+    if hasattr(x, "shape") and hasattr(x, "dtype"):
+        return {"shape": list(x.shape), "dtype": str(np.dtype(x.dtype)), "kind": "array"}
+    value = np.asarray(x)
+    return {"shape": list(value.shape), "dtype": str(value.dtype), "kind": "array"}
+
+
+def _to_numpy(x: Any) -> np.ndarray:
+    """Copy one concrete leaf to host memory as a numpy array (typed keys as their key data)."""
+    if isinstance(x, jax.ShapeDtypeStruct):
+        raise TypeError("abstract leaf (jax.ShapeDtypeStruct) has no value to save")
+    return np.asarray(jax.device_get(jax.random.key_data(x) if _is_key(x) else x))
+
+
+def _complete(ckpt_dir: Path) -> bool:
+    return (ckpt_dir / "meta.json").is_file() and (ckpt_dir / "tree.json").is_file()
+
+
+def _epochs(run_dir: Path) -> list[int]:
+    """Epochs that have a complete checkpoint directory, ascending."""
+    root = Path(run_dir) / _CKPT
+    if not root.is_dir():
+        return []
+    found = []
+    for p in root.iterdir():
+        suffix = p.name[len(_PREFIX):]
+        if p.name.startswith(_PREFIX) and suffix.isdigit() and _complete(p):
+            found.append(int(suffix))
+    return sorted(found)
+
+
+def _read_pointer(run_dir: Path, name: str) -> tuple[bool, int | None]:
+    """Return (pointer file exists, epoch it names if that checkpoint is complete else None)."""
+    pointer = Path(run_dir) / _CKPT / name
+    if not pointer.is_file():
+        return False, None
+    target = pointer.read_text().strip()
+    suffix = target[len(_PREFIX):]
+    if target.startswith(_PREFIX) and suffix.isdigit() and _complete(pointer.parent / target):
+        return True, int(suffix)
+    return True, None
+
+
+def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[dict],
+         config: dict, is_best: bool, keep: int = 2) -> Path:
+    """Write a checkpoint of `state` for `epoch` and commit it as LATEST (and BEST if `is_best`).
+
+    Args:
+      run_dir: the run directory; created if missing.
+      state: any pytree of arrays (e.g. `TrainState(params, opt_state, step, key)`).
+      epoch: epoch number (>= 0) the state was reached after; names `epoch_{epoch:04d}`.
+      history: the per-epoch metric dicts so far (JSON-serialisable).
+      config: the run configuration, e.g. `dataclasses.asdict(config)` (JSON-serialisable).
+      is_best: also point BEST at this checkpoint.
+      keep: number of newest checkpoints to keep; LATEST and BEST are kept in addition.
+    Returns:
+      The committed checkpoint directory.
+    Raises:
+      FileExistsError: `epoch_{epoch:04d}` exists and is not newer than LATEST, i.e. was committed.
+    """
+    import orbax.checkpoint as ocp
+
+    if keep < 1:
+        raise ValueError(f"keep must be >= 1, got {keep}")
+    if epoch < 0:
+        raise ValueError(f"epoch must be >= 0, got {epoch}")
+    run_dir = Path(run_dir)
+    root = run_dir / _CKPT
+    root.mkdir(parents=True, exist_ok=True)
+    final = root / _dir_name(epoch)
+    committed = _read_pointer(run_dir, "LATEST")[1]
+    if final.exists() and committed is not None and epoch <= committed:
+        raise FileExistsError(f"{final} is already committed (LATEST is epoch {committed}); "
+                              "continue from the latest checkpoint or use a new run directory")
+    tmp = root / f"{_TMP}{final.name}-{os.getpid()}-{uuid.uuid4().hex}"
+    tmp.mkdir()
+
+    path_leaves, _ = jax.tree_util.tree_flatten_with_path(state)
+    arrays, entries = {}, []
+    for i, (path, leaf) in enumerate(path_leaves):
+        value = _to_numpy(leaf)
+        entries.append({"path": jax.tree_util.keystr(path), **_spec(leaf)})
+        if value.size:  # orbax refuses zero-size arrays; tree.json alone describes them
+            arrays[f"leaf_{i:04d}"] = value
+    if arrays:
+        with _quiet_absl():
+            ocp.PyTreeCheckpointer().save((tmp / "state").absolute(), args=ocp.args.PyTreeSave(arrays))
+    meta = {"epoch": epoch, "history": history, "config": config}
+    (tmp / "tree.json").write_text(_dump(entries))
+    (tmp / "meta.json").write_text(_dump(meta))
+    for dirpath, _, filenames in os.walk(tmp):
+        for name in filenames:
+            _fsync_path(Path(dirpath) / name)
+        _fsync_path(Path(dirpath))
+    _on_stage("before_rename")
+
+    if final.exists():  # newer than LATEST, so never committed (a crash before the pointer)
+        old = root / f"{_TMP}old-{final.name}-{uuid.uuid4().hex}"
+        os.replace(final, old)
+    os.replace(tmp, final)
+    _fsync_path(root)
+    _on_stage("before_pointer")
+
+    _write_atomic(root / "LATEST", final.name + "\n")
+    if is_best:
+        _on_stage("before_best")
+        _write_atomic(root / "BEST", final.name + "\n")
+    _write_atomic(run_dir / "config.json", _dump(config))
+    _write_atomic(run_dir / "history.json", _dump(history))
+    _on_stage("before_prune")
+    _prune(run_dir, keep)
+    return final
+
+
+def _prune(run_dir: Path, keep: int) -> None:
+    """Delete checkpoints beyond the newest `keep` that neither pointer names, and stale temp dirs."""
+    root = run_dir / _CKPT
+    protected = {_read_pointer(run_dir, name)[1] for name in ("LATEST", "BEST")}
+    epochs = _epochs(run_dir)
+    for epoch in epochs[:-keep]:
+        if epoch not in protected:
+            shutil.rmtree(root / _dir_name(epoch), ignore_errors=True)
+    for p in [*root.glob(_TMP + "*"), *run_dir.glob(_TMP + "*")]:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+
+
+def latest(run_dir: str | os.PathLike) -> int | None:
+    """Return the epoch named by the LATEST pointer, or None if the run has no checkpoint.
+
+    If the pointer is missing or names an incomplete directory while complete checkpoints exist,
+    warn and return the newest complete epoch.
+    """
+    exists, epoch = _read_pointer(Path(run_dir), "LATEST")
+    if epoch is not None:
+        return epoch
+    epochs = _epochs(Path(run_dir))
+    if not epochs:
+        return None
+    why = "names a missing or incomplete checkpoint" if exists else "is missing"
+    warnings.warn(f"{Path(run_dir) / _CKPT / 'LATEST'} {why}; "
+                  f"falling back to the newest complete checkpoint, epoch {epochs[-1]}", stacklevel=2)
+    return epochs[-1]
+
+
+def best(run_dir: str | os.PathLike) -> int | None:
+    """Return the epoch named by the BEST pointer, or None if there is none (warns if it is broken)."""
+    exists, epoch = _read_pointer(Path(run_dir), "BEST")
+    if exists and epoch is None:
+        warnings.warn(f"{Path(run_dir) / _CKPT / 'BEST'} names a missing or incomplete checkpoint",
+                      stacklevel=2)
+    return epoch
+
+
+def restore(run_dir: str | os.PathLike, like: Any, *, which: str | int = "latest") -> tuple[Any, dict]:
+    """Load a checkpoint into a pytree with the structure and leaf types of `like`.
+
+    Args:
+      run_dir: the run directory given to `save`.
+      like: a pytree with the saved structure (e.g. a freshly initialised `TrainState`); its leaves
+        may be arrays or `jax.ShapeDtypeStruct`s. Only its treedef, shapes, dtypes and key impls are used.
+      which: "latest", "best", or an epoch number.
+    Returns:
+      (state, meta): state has `like`'s treedef (jax arrays where `like` has jax arrays or abstract
+      leaves, numpy arrays for numpy leaves, Python scalars for Python scalars); meta is the saved
+      {"epoch", "history", "config"}.
+    Raises:
+      FileNotFoundError: no such checkpoint in `run_dir`.
+      ValueError: the saved tree does not match `like` (names the leaf path and both shapes/dtypes).
+    """
+    import orbax.checkpoint as ocp
+
+    run_dir = Path(run_dir)
+    if which == "latest":
+        epoch = latest(run_dir)
+    elif which == "best":
+        epoch = best(run_dir)
+    elif isinstance(which, int) and not isinstance(which, bool):
+        epoch = which if which in _epochs(run_dir) else None
+    else:
+        raise ValueError(f"which must be 'latest', 'best' or an epoch number, got {which!r}")
+    if epoch is None:
+        raise FileNotFoundError(f"no {which!r} checkpoint in run directory {run_dir} "
+                                f"(complete epochs: {_epochs(run_dir)})")
+    ckpt_dir = run_dir / _CKPT / _dir_name(epoch)
+    entries = json.loads((ckpt_dir / "tree.json").read_text())
+    meta = json.loads((ckpt_dir / "meta.json").read_text())
+
+    path_leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
+    like_paths = [jax.tree_util.keystr(p) for p, _ in path_leaves]
+    saved_paths = [e["path"] for e in entries]
+    if like_paths != saved_paths:
+        missing = [p for p in saved_paths if p not in like_paths]
+        extra = [p for p in like_paths if p not in saved_paths]
+        raise ValueError(f"checkpoint {ckpt_dir} does not match the target tree: leaves only in the "
+                         f"checkpoint {missing}, only in the target {extra} "
+                         f"({len(saved_paths)} saved leaves, {len(like_paths)} target leaves)")
+    for path, (_, leaf), entry in zip(like_paths, path_leaves, entries):
+        want = _spec(leaf)
+        if (want["shape"], want["dtype"]) != (entry["shape"], entry["dtype"]):
+            raise ValueError(f"checkpoint {ckpt_dir}: leaf {path} was saved with shape "
+                             f"{tuple(entry['shape'])} dtype {entry['dtype']} but the target has shape "
+                             f"{tuple(want['shape'])} dtype {want['dtype']}")
+
+    names = [f"leaf_{i:04d}" for i, e in enumerate(entries) if int(np.prod(e["shape"]))]
+    loaded: dict[str, np.ndarray] = {}
+    if names:
+        restore_args = {n: ocp.RestoreArgs(restore_type=np.ndarray) for n in names}
+        with _quiet_absl():
+            loaded = ocp.PyTreeCheckpointer().restore(
+                (ckpt_dir / "state").absolute(), args=ocp.args.PyTreeRestore(restore_args=restore_args))
+    leaves = []
+    for i, ((_, leaf), entry) in enumerate(zip(path_leaves, entries)):
+        value = loaded.get(f"leaf_{i:04d}")
+        if value is None:
+            value = np.zeros(entry["shape"], np.dtype(entry["dtype"]))
+        leaves.append(_like_type(leaf, value))
+    return jax.tree_util.tree_unflatten(treedef, leaves), meta
+
+
+def _like_type(leaf: Any, value: np.ndarray) -> Any:
+    """Convert a loaded numpy value to the kind of object `leaf` is."""
+    if _is_key(leaf):  # an abstract key leaf carries no impl: the default impl is used
+        impl = None if isinstance(leaf, jax.ShapeDtypeStruct) else jax.random.key_impl(leaf)
+        return jax.random.wrap_key_data(value, impl=impl)
+    if isinstance(leaf, (jax.Array, jax.ShapeDtypeStruct)):
+        return jnp.asarray(value)
+    if isinstance(leaf, (np.ndarray, np.generic)):
+        return value if isinstance(leaf, np.ndarray) else value[()]
+    return type(leaf)(value.item())

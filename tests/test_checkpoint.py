@@ -1,0 +1,214 @@
+"""Checkpoint round trips, pointers and pruning, error messages, and crash safety with real subprocesses."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import _ckpt_writer as writer
+from jena_rnn import checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = {"model": {"cell": "gru", "hidden_size": 5}, "optim": {"learning_rate": 1e-3}}
+
+
+class TrainState(NamedTuple):  # the shape of train.TrainState, defined here so this test stands alone
+    params: dict
+    opt_state: optax.OptState
+    step: jax.Array
+    key: jax.Array
+
+
+def make_state(key, typed_key=False):
+    """A realistic state: stacked and bidirectional layers, a head, rmsprop state after one update."""
+    k = jax.random.split(key, 6)
+    params = {
+        "layers": [
+            {"w_x": jax.random.normal(k[0], (3, 15)), "w_h": jax.random.normal(k[1], (5, 15)),
+             "b_x": jnp.zeros(15), "b_h": jnp.ones(15)},
+            {"forward": {"w_x": jax.random.normal(k[2], (5, 20)), "b": jnp.arange(20.0)},
+             "backward": {"w_x": jax.random.normal(k[3], (5, 20)), "b": -jnp.arange(20.0)}},
+        ],
+        "head": {"w": jax.random.normal(k[4], (10, 1)), "b": jnp.zeros(1)},
+    }
+    opt = optax.inject_hyperparams(optax.rmsprop)(learning_rate=1e-3, decay=0.9, eps=1e-7)
+    opt_state = opt.init(params)
+    grads = jax.tree.map(lambda p: jnp.full_like(p, 0.5), params)
+    _, opt_state = opt.update(grads, opt_state, params)
+    state_key = jax.random.key(7) if typed_key else jax.random.PRNGKey(7)
+    return TrainState(params, opt_state, jnp.int32(1), state_key)
+
+
+def assert_same(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        assert type(x) is type(y)
+        if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            assert x.dtype == y.dtype
+            x, y = jax.random.key_data(x), jax.random.key_data(y)
+        assert x.dtype == y.dtype and x.shape == y.shape
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("typed_key", [False, True], ids=["raw-key", "typed-key"])
+def test_round_trip_exact(tmp_path, typed_key):
+    state = make_state(jax.random.PRNGKey(0), typed_key)
+    history = [{"epoch": 1, "loss": 0.1 + 0.2, "val_mae": float(np.float32(1 / 3))}]
+    path = checkpoint.save(tmp_path, state, epoch=1, history=history, config=CONFIG, is_best=True)
+    assert path == tmp_path / "checkpoints" / "epoch_0001"
+    like = make_state(jax.random.PRNGKey(1), typed_key)  # different values, same structure
+    restored, meta = checkpoint.restore(tmp_path, like)
+    assert_same(restored, state)
+    assert type(restored.opt_state) is type(state.opt_state)
+    assert meta == {"epoch": 1, "history": history, "config": CONFIG}
+    abstract, _ = checkpoint.restore(tmp_path, jax.eval_shape(lambda: like))
+    np.testing.assert_array_equal(abstract.params["head"]["w"], state.params["head"]["w"])
+
+
+def test_pointers_pruning_and_run_files(tmp_path):
+    state = make_state(jax.random.PRNGKey(0))
+    assert checkpoint.latest(tmp_path) is None and checkpoint.best(tmp_path) is None
+    history = []
+    for epoch in range(1, 6):
+        history.append({"epoch": epoch, "val_mae": 1.0 if epoch != 2 else 0.5})
+        step_state = state._replace(step=jnp.int32(epoch))
+        checkpoint.save(tmp_path, step_state, epoch=epoch, history=history, config=CONFIG,
+                        is_best=epoch == 2, keep=2)
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert kept == ["BEST", "LATEST", "epoch_0002", "epoch_0004", "epoch_0005"]
+    assert (checkpoint.latest(tmp_path), checkpoint.best(tmp_path)) == (5, 2)
+    best_state, best_meta = checkpoint.restore(tmp_path, state, which="best")
+    assert int(best_state.step) == 2 and best_meta["epoch"] == 2 and len(best_meta["history"]) == 2
+    assert int(checkpoint.restore(tmp_path, state, which=4)[0].step) == 4
+    with pytest.raises(FileNotFoundError, match="epoch_0003|complete epochs: \\[2, 4, 5\\]"):
+        checkpoint.restore(tmp_path, state, which=3)
+    with pytest.raises(FileExistsError, match="epoch_0004 is already committed"):
+        checkpoint.save(tmp_path, state, epoch=4, history=[], config=CONFIG, is_best=True)
+    assert int(checkpoint.restore(tmp_path, state, which=4)[0].step) == 4
+    assert json.loads((tmp_path / "config.json").read_text()) == CONFIG
+    assert json.loads((tmp_path / "history.json").read_text()) == history
+
+
+def test_mismatch_and_missing_errors(tmp_path):
+    state = make_state(jax.random.PRNGKey(0))
+    checkpoint.save(tmp_path, state, epoch=0, history=[], config=CONFIG, is_best=False)
+    wrong_shape = state._replace(params={**state.params, "head": {"w": jnp.zeros((10, 2)), "b": jnp.zeros(1)}})
+    with pytest.raises(ValueError, match=r".params\['head'\]\['w'\].*\(10, 1\).*\(10, 2\)"):
+        checkpoint.restore(tmp_path, wrong_shape)
+    extra_leaf = state._replace(params={**state.params, "extra": jnp.zeros(3)})
+    with pytest.raises(ValueError, match=r"only in the target \[\"\.params\['extra'\]\"\]"):
+        checkpoint.restore(tmp_path, extra_leaf)
+    missing = tmp_path / "no_such_run"
+    with pytest.raises(FileNotFoundError, match=str(missing)):
+        checkpoint.restore(missing, state)
+
+
+def test_leftovers_and_broken_pointer_are_survivable(tmp_path):
+    state = make_state(jax.random.PRNGKey(0))
+    for epoch in (1, 2):
+        checkpoint.save(tmp_path, state._replace(step=jnp.int32(epoch)), epoch=epoch, history=[],
+                        config=CONFIG, is_best=False)
+    root = tmp_path / "checkpoints"
+    partial = root / ".tmp-epoch_0003-123-abc" / "state"  # a save that died half way
+    partial.mkdir(parents=True)
+    (partial / "garbage").write_bytes(b"\0" * 100)
+    (root / "epoch_0009").mkdir()  # not produced by save, but an incomplete dir must be ignored
+    assert checkpoint.latest(tmp_path) == 2
+    assert int(checkpoint.restore(tmp_path, state)[0].step) == 2
+    (root / "LATEST").write_text("epoch_0009\n")
+    with pytest.warns(UserWarning, match="falling back.*epoch 2"):
+        assert int(checkpoint.restore(tmp_path, state)[0].step) == 2
+    checkpoint.save(tmp_path, state, epoch=3, history=[], config=CONFIG, is_best=False)
+    assert not list(root.glob(".tmp-*")) and checkpoint.latest(tmp_path) == 3
+
+
+def test_resume_matches_uninterrupted_run(tmp_path):
+    """Stopping after epoch 2, restoring, and continuing gives bit-identical params and history."""
+    opt = optax.inject_hyperparams(optax.rmsprop)(learning_rate=1e-2, decay=0.9, eps=1e-7)
+    x = jax.random.normal(jax.random.PRNGKey(3), (16, 3))
+
+    @jax.jit
+    def epoch_fn(state):
+        key, sub = jax.random.split(state.key)
+        y = x @ jnp.array([1.0, -2.0, 0.5]) + 0.1 * jax.random.normal(sub, (16,))
+        loss, grads = jax.value_and_grad(lambda p: jnp.mean(jnp.abs(x @ p["w"] - y)))(state.params)
+        updates, opt_state = opt.update(grads, state.opt_state, state.params)
+        return TrainState(optax.apply_updates(state.params, updates), opt_state, state.step + 1, key), loss
+
+    def run(state, history, start, stop, run_dir):
+        for epoch in range(start, stop):
+            state, loss = epoch_fn(state)
+            history = history + [{"epoch": epoch, "loss": float(loss)}]
+            checkpoint.save(run_dir, state, epoch=epoch, history=history, config=CONFIG, is_best=False)
+        return state, history
+
+    params = {"w": jnp.zeros(3)}
+    init = TrainState(params, opt.init(params), jnp.int32(0), jax.random.PRNGKey(0))
+    full_state, full_history = run(init, [], 1, 5, tmp_path / "full")
+    run(init, [], 1, 3, tmp_path / "resumed")
+    state, meta = checkpoint.restore(tmp_path / "resumed", init)
+    state, history = run(state, meta["history"], meta["epoch"] + 1, 5, tmp_path / "resumed")
+    assert_same(state, full_state)
+    assert history == full_history
+
+
+def start_writer(run_dir, n_floats, *crash):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, str(Path(writer.__file__)), str(run_dir), str(n_floats), *map(str, crash)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def assert_restores_epoch(run_dir, n_floats, epoch):
+    with warnings.catch_warnings():  # the LATEST pointer must be intact: no fallback warning
+        warnings.simplefilter("error")
+        restored, meta = checkpoint.restore(run_dir, writer.make_state(0, n_floats))
+    assert meta["epoch"] == epoch and len(meta["history"]) == epoch
+    jax.tree.map(np.testing.assert_array_equal, restored, writer.make_state(epoch, n_floats))
+
+
+@pytest.mark.parametrize("stage, latest, best", [
+    ("before_rename", 1, 1), ("before_pointer", 1, 1), ("before_best", 2, 1), ("before_prune", 2, 2)])
+def test_crash_at_each_commit_stage_keeps_last_good_checkpoint(tmp_path, stage, latest, best):
+    proc = start_writer(tmp_path, 1000, stage, 2)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == writer.CRASH_CODE, err
+    assert out.split("\n")[:-1] == ["SAVED 1"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert (checkpoint.latest(tmp_path), checkpoint.best(tmp_path)) == (latest, best)
+    assert_restores_epoch(tmp_path, 1000, latest)
+    # Resuming saves epoch latest + 1, replacing an uncommitted epoch_0002 left by the crash.
+    nxt = latest + 1
+    checkpoint.save(tmp_path, writer.make_state(nxt, 1000), epoch=nxt, history=[{}] * nxt, config={},
+                    is_best=True)
+    assert_restores_epoch(tmp_path, 1000, nxt)
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+
+
+@pytest.mark.parametrize("delay", [0.0, 0.13, 0.31])
+def test_sigkill_mid_run_leaves_a_readable_checkpoint(tmp_path, delay):
+    n_floats = 1_000_000  # 4 MB per save, so a kill often lands inside one
+    proc = start_writer(tmp_path, n_floats)
+    try:
+        assert proc.stdout.readline() == "SAVED 1\n", proc.stderr.read() if proc.poll() else ""
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    last_printed = int(out.split()[-1]) if out.split() else 1
+    epoch = checkpoint.latest(tmp_path)
+    # "SAVED n" is printed after the commit, so the checkpoint is n or a later one committed since.
+    assert epoch in (last_printed, last_printed + 1)
+    assert_restores_epoch(tmp_path, n_floats, epoch)
