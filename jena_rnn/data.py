@@ -16,6 +16,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -146,10 +147,14 @@ def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | 
             _fail(path, 1, c, f"column not in header {header}")
     if target is not None and target not in names:
         _fail(path, 1, target, f"target is not among the selected columns {names}")
-    read = dict(index_col=False, skip_blank_lines=False, usecols=names + ([time_column] if time_column else []))
+    read = dict(index_col=False, skip_blank_lines=False)  # no usecols: it would hide rows with extra fields
     try:
-        df = pd.read_csv(path, dtype={c: np.float64 for c in names} | ({time_column: str} if time_column else {}),
-                         **read)
+        with warnings.catch_warnings():  # pandas only warns when the first data row has extra fields
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(path, dtype={c: np.float64 for c in names} | ({time_column: str} if time_column else {}),
+                             **read)
+    except pd.errors.ParserWarning as e:
+        _fail(path, 2, None, f"wrong number of fields (extra columns?): {e}")
     except pd.errors.ParserError as e:  # e.g. "Expected 15 fields in line 7, saw 16" (file line numbers)
         m = re.search(r"line (\d+)", str(e))
         _fail(path, m.group(1) if m else "?", None, f"wrong number of fields (extra columns?): {e}")

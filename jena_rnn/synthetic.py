@@ -85,13 +85,17 @@ def _red_noise(rng, n: int, tau: float, order: int = 1) -> np.ndarray:
     x = rng.standard_normal(n + burn)
     for _ in range(order):
         x = _exp_filter(x, tau)
-    x = x[burn:]
-    return (x - x.mean()) / x.std()
+    impulse = np.zeros(burn)
+    impulse[0] = 1.0
+    for _ in range(order):
+        impulse = _exp_filter(impulse, tau)
+    return x[burn:] / np.sqrt(np.sum(impulse**2))  # the stationary std is the impulse response's norm
 
 
 def _lag(x: np.ndarray, rows: int) -> np.ndarray:
     """Return x shifted `rows` into the past (the first values repeat x[0])."""
-    return np.concatenate([np.full(rows, x[0]), x[:-rows]])
+    rows = min(rows, len(x))
+    return np.concatenate([np.full(rows, x[0]), x[:len(x) - rows]])
 
 
 def synthetic_jena(n_rows: int = 420_551, seed: int = 0) -> Table:
