@@ -1,0 +1,58 @@
+"""Time a jitted training-style forward + backward of GRU(32) / LSTM(32), input projection hoisted or not.
+
+Question: is ``unroll(..., hoist_input=True)`` (``xs @ w_x + b`` once, pre-split per gate, before the
+scan) faster than the in-loop projection on this backend? The answer sets ``hoist_input=None``'s choice.
+Shapes are the lecture's: B=128, T=240, F=14. Runs are interleaved; medians are reported.
+
+    python benchmarks/bench_cells.py [--reps 20]     (about 1 minute on a 2-core CPU)
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+
+from jena_rnn import cells, rnn
+
+B, T, F, H = 128, 240, 14, 32
+
+
+def make_grad_fn(cell: str, hoist: bool):
+    """Return a jitted ``(params, xs, y) -> grads`` of an MAE loss on the last h's mean."""
+
+    def loss(params, xs, y):
+        _, h = rnn.unroll(cell, params, xs, return_sequences=False, hoist_input=hoist)
+        return jnp.mean(jnp.abs(h.mean(axis=-1) - y))
+
+    return jax.jit(jax.grad(loss))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=20)
+    args = parser.parse_args()
+    k_p, k_x, k_y = jax.random.split(jax.random.key(0), 3)
+    xs, y = jax.random.normal(k_x, (B, T, F)), jax.random.normal(k_y, (B,))
+    print(f"backend={jax.default_backend()} device={jax.devices()[0].device_kind} cpu={platform.processor()}")
+    print(f"B={B} T={T} F={F} H={H}; ms per forward+backward, median of {args.reps} interleaved runs")
+    for cell in ("gru", "lstm"):
+        params = cells.init_cell(cell, k_p, F, H)
+        fns = {hoist: make_grad_fn(cell, hoist) for hoist in (False, True)}
+        for fn in fns.values():
+            jax.block_until_ready(fn(params, xs, y))  # compile + warm up
+        times = {hoist: [] for hoist in fns}
+        for _ in range(args.reps):
+            for hoist, fn in fns.items():
+                t0 = time.perf_counter()
+                jax.block_until_ready(fn(params, xs, y))
+                times[hoist].append(1e3 * (time.perf_counter() - t0))
+        in_loop, hoisted = (statistics.median(times[h]) for h in (False, True))
+        print(f"{cell:5s} in-loop {in_loop:7.2f} ms   hoisted {hoisted:7.2f} ms   hoisted/in-loop {hoisted / in_loop:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
