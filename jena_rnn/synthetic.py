@@ -115,7 +115,8 @@ def synthetic_jena(n_rows: int = 420_551, seed: int = 0) -> Table:
     p = 989.2 + pres_anom + 0.4 * np.cos(2 * np.pi * (hour - 10.0) / 12.0)
     # Temperature: season + slow regime + persistent anomaly + advection driven by the pressure tendency.
     tendency = pres_anom - _lag(pres_anom, day)  # mbar per 24 h, known from the past only
-    advection = -0.35 * _exp_filter(tendency, 0.5 * day)  # falling pressure (warm sector) warms, rising cools
+    # The air mass arrives about half a day after the pressure change: falling p warms, rising p cools.
+    advection = -0.45 * _exp_filter(_lag(tendency, day // 2), 0.75 * day)
     t_anom = ((4.2 - 1.4 * season) * _red_noise(rng, n_rows, 3.5 * day)
               + 1.2 * _red_noise(rng, n_rows, 60.0 * day) + advection)
     cloud = 1.0 / (1.0 + np.exp(-1.5 * _red_noise(rng, n_rows, 1.5 * day) - 0.05 * pres_anom))
