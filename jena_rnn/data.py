@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from jena_rnn.config import DataConfig
-from jena_rnn.synthetic import JENA_COLUMNS, Table, synthetic_jena, write_jena_csv
+from jena_rnn.synthetic import JENA_COLUMNS, Table, default_table, synthetic_jena, write_jena_csv
 
 __all__ = ["Table", "Stats", "Dataset", "JENA_COLUMNS", "JENA_URL", "JENA_URL_TF", "JENA_ZIP_BYTES",
            "load_csv", "load_jena", "download_jena", "synthetic_jena", "write_jena_csv", "default_table",
@@ -38,7 +38,6 @@ JENA_URL_TF = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/jena_
 JENA_ZIP_BYTES = 13_568_290  # size of both published archives
 JENA_TIME_FORMAT = "%d.%m.%Y %H:%M:%S"
 SENTINEL_POLICIES = ("zero", "interpolate", "keep", "error")
-SYNTHETIC_VERSION = 1  # bump when synthetic.py changes its output, so stale caches are not reused
 
 
 class Stats(NamedTuple):
@@ -245,27 +244,6 @@ def download_jena(dest_dir, *, url: str = JENA_URL, sha256: str | None = None, t
         return dest
     raise ConnectionError("could not download the Jena archive (offline?): " + "; ".join(errors)
                           + f". Fetch it by hand from {JENA_URL} and pass its path instead.")
-
-
-def default_table(cache_dir=None, n_rows: int = 420_551, seed: int = 0) -> Table:
-    """Return the synthetic default, generated once and cached as .npz (atomic temp file + os.replace).
-
-    The cache directory is `cache_dir`, else ``$JENA_RNN_CACHE``, else ``~/.cache/jena_rnn``.
-    """
-    root = Path(cache_dir or os.environ.get("JENA_RNN_CACHE") or Path.home() / ".cache" / "jena_rnn")
-    file = root / f"synthetic_v{SYNTHETIC_VERSION}_seed{seed}_rows{n_rows}.npz"
-    if file.exists():
-        with np.load(file, allow_pickle=False) as z:
-            report = {"file": str(file), "rows": n_rows, "source": f"synthetic(seed={seed},rows={n_rows})",
-                      "cached": True}
-            return Table(z["times"].astype("datetime64[ns]"), z["values"], tuple(z["columns"].tolist()), report)
-    table = synthetic_jena(n_rows, seed)
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".synthetic-", suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, times=table.times.astype(np.int64), values=table.values, columns=np.array(table.columns))
-    os.replace(tmp, file)
-    return table._replace(report=table.report | {"file": str(file), "cached": False})
 
 
 # -------------------------------------------------------------------------------- splits, normalisation

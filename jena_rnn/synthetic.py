@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -30,6 +32,7 @@ JENA_COLUMNS = ("p (mbar)", "T (degC)", "Tpot (K)", "Tdew (degC)", "rh (%)", "VP
 MAGNUS_A, MAGNUS_B, MAGNUS_C = 6.1078, 17.08085, 234.175
 K0, R_DRY, R_VAPOUR = 273.16, 287.058, 461.495
 ROWS_PER_DAY = 144  # 10-minute rows
+SYNTHETIC_VERSION = 2  # bump whenever synthetic_jena changes its output, so stale caches are not reused
 
 
 class Table(NamedTuple):
@@ -142,9 +145,12 @@ def synthetic_jena(n_rows: int = 420_551, seed: int = 0) -> Table:
     values = np.stack([np.round(cols[c], 2) for c in JENA_COLUMNS], axis=1)
     values[:, JENA_COLUMNS.index("wd (deg)")] %= 360.0  # 359.999 rounds to 360.00: wrap to 0
     times = np.datetime64("2009-01-01T00:10:00", "ns") + i * np.timedelta64(10, "m")
-    report = {"file": None, "rows": n_rows, "source": f"synthetic(seed={seed},rows={n_rows})",
-              "sentinel_counts": {}, "duplicated_timestamps": 0, "missing_slots": 0}
-    return Table(times.astype("datetime64[ns]"), values.astype(np.float32), JENA_COLUMNS, report)
+    return Table(times.astype("datetime64[ns]"), values.astype(np.float32), JENA_COLUMNS, _report(n_rows, seed))
+
+
+def _report(n_rows: int, seed: int) -> dict:
+    return {"file": None, "rows": n_rows, "source": f"synthetic(seed={seed},rows={n_rows})", "sentinel_counts": {},
+            "duplicated_timestamps": 0, "missing_slots": 0, "gaps": 0}
 
 
 def write_jena_csv(table: Table, path) -> Path:
@@ -169,3 +175,23 @@ def write_jena_csv(table: Table, path) -> Path:
     else:
         path.write_text(text, newline="")
     return path
+
+
+def default_table(cache_dir=None, n_rows: int = 420_551, seed: int = 0) -> Table:
+    """Return the synthetic default, generated once and cached as .npz (atomic temp file + os.replace).
+
+    The cache directory is `cache_dir`, else ``$JENA_RNN_CACHE``, else ``~/.cache/jena_rnn``.
+    """
+    root = Path(cache_dir or os.environ.get("JENA_RNN_CACHE") or Path.home() / ".cache" / "jena_rnn")
+    file = root / f"synthetic_v{SYNTHETIC_VERSION}_seed{seed}_rows{n_rows}.npz"
+    if file.exists():
+        with np.load(file, allow_pickle=False) as z:
+            return Table(z["times"].astype("datetime64[ns]"), z["values"], tuple(z["columns"].tolist()),
+                         _report(n_rows, seed) | {"file": str(file), "cached": True})
+    table = synthetic_jena(n_rows, seed)
+    root.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=root, prefix=".synthetic-", suffix=".npz")
+    with os.fdopen(fd, "wb") as f:
+        np.savez(f, times=table.times.astype(np.int64), values=table.values, columns=np.array(table.columns))
+    os.replace(tmp, file)
+    return table._replace(report=table.report | {"file": str(file), "cached": False})

@@ -238,7 +238,7 @@ def test_load_dataset_synthetic_and_csv(tmp_path, monkeypatch):
     assert data.target_scale(ds) == pytest.approx(float(ds.stats.std[1]))
     cached = data.default_table(n_rows=3000)  # second call reads the cache
     assert cached.report["cached"] and np.array_equal(cached.values, synthetic_jena(3000).values)
-    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["synthetic_v1_seed0_rows3000.npz"]
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == ["synthetic_v2_seed0_rows3000.npz"]
 
     path = write(tmp_path, jena_lines(300))
     ds = data.load_dataset(DataConfig(path=str(path), lookback=60, delay=12, train=(0, 0.5), val=(0.5, 0.75),
