@@ -12,7 +12,7 @@ import pytest
 
 from jena_rnn import data
 from jena_rnn.config import DataConfig
-from jena_rnn.synthetic import JENA_COLUMNS, synthetic_jena, write_jena_csv
+from jena_rnn.synthetic import JENA_COLUMNS, synthetic_jena
 from lecture_generator import generator
 
 HEAD = Path(__file__).parent / "data" / "jena_head.csv"
