@@ -165,8 +165,16 @@ def apply_sets(cfg: Config, sets: list[str]) -> Config:
     return cfg
 
 
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (plus where to find help), not the whole usage."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}\n(see `{self.prog} --help`)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="jena-rnn", description=__doc__.splitlines()[0])
+    parser = Parser(prog="jena-rnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a lecture model (checkpoints, history, plot in --out)")

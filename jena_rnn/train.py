@@ -12,6 +12,7 @@ epsilon outside, ``g / (sqrt(nu) + eps)``). The learning rate lives in ``opt_sta
 """
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -196,8 +197,8 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
     if run_dir is not None:
         run_dir = Path(run_dir)
         if resume and checkpoint.latest(run_dir) is not None:
+            _check_resume_config(config, json.loads((run_dir / "config.json").read_text()), run_dir)
             state, meta = checkpoint.restore(run_dir, state, which="latest")
-            _check_resume_config(config, meta.get("config", {}), run_dir)
             history = list(meta["history"])
         elif not resume and checkpoint.latest(run_dir) is not None:
             raise FileExistsError(f"{run_dir} already holds checkpoints: pass resume=True (--resume) "
@@ -252,7 +253,6 @@ def _check_resume_config(config: Config, saved: dict, run_dir: Path) -> None:
     saved = {k: dict(v) for k, v in saved.items()}
     saved.get("train", {}).pop("epochs", None)
     # JSON turns tuples into lists: compare through JSON
-    import json
     if json.loads(json.dumps(now)) != json.loads(json.dumps(saved)):
         diff = [k for k in now if json.loads(json.dumps(now[k])) != saved.get(k)]
         raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
