@@ -217,6 +217,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", metavar="FILE", help="file to forecast from (default: the run's data)")
     p.add_argument("--which", default="best", help="best, latest or an epoch number (default best)")
 
+    r = sub.add_parser("reproduce", help="run the lecture's experiments; write results.md/.csv and plots")
+    r.add_argument("--out", required=True, help="output directory (one run directory per experiment)")
+    r.add_argument("--only", help="comma-separated subset of experiments (default: all)")
+    r.add_argument("--quick", action="store_true", help="2 epochs of 5 steps each: a smoke test, not results")
+    r.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    add_data_args(r)
+
     s = sub.add_parser("synth", help="write the synthetic Jena data in the real file's exact format")
     s.add_argument("--out", required=True, help="output CSV path")
     s.add_argument("--rows", type=_positive_int, default=420_551, help="rows (default 420551)")
@@ -248,6 +255,12 @@ def main(argv: list[str] | None = None) -> int:
             out = runs.evaluate(args.run_dir, split=args.split, which=_which(args.which), data=args.data)
         elif args.command == "predict":
             out = runs.predict(args.run_dir, data=args.data, which=_which(args.which))
+        elif args.command == "reproduce":
+            from jena_rnn import reproduce
+
+            only = args.only.split(",") if args.only else None
+            out = reproduce.reproduce(args.out, data=data_config(args, DataConfig()), only=only,
+                                      quick=args.quick, quiet=args.quiet)
         else:
             out = runs.synth(args.out, rows=args.rows, seed=args.seed)
     except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, OSError) as exc:
