@@ -40,9 +40,9 @@ def write_json(path: str | Path, obj) -> None:
     write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
-def history_csv(history: list[dict]) -> str:
-    """Return ``history`` as CSV text with the columns of ``HISTORY_FIELDS`` (and any extra keys)."""
-    fields = list(HISTORY_FIELDS) + sorted({k for h in history for k in h} - set(HISTORY_FIELDS))
+def history_csv(history: list[dict], fields: tuple[str, ...] = HISTORY_FIELDS) -> str:
+    """Return rows as CSV text: the columns ``fields`` first, then any other keys in sorted order."""
+    fields = list(fields) + sorted({k for h in history for k in h} - set(fields))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
