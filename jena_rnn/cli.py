@@ -228,6 +228,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output CSV path")
     s.add_argument("--rows", type=_positive_int, default=420_551, help="rows (default 420551)")
     s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+
+    m = sub.add_parser("imdb", help="the lecture's IMDB sentiment LSTM (synthetic review corpus by default)")
+    m.add_argument("--data", metavar="PATH", help="imdb.npz, an aclImdb folder, or a folder holding one "
+                   "(default: a synthetic review corpus in aclImdb layout, written to the cache)")
+    m.add_argument("--max-features", type=_positive_int, default=10_000, help="vocabulary size (default 10000)")
+    m.add_argument("--maxlen", type=_positive_int, default=500, help="tokens kept per review (default 500)")
+    m.add_argument("--epochs", type=_positive_int, default=10, help="epochs (default 10)")
+    m.add_argument("--batch-size", type=_positive_int, default=128, help="reviews per batch (default 128)")
+    m.add_argument("--units", type=_positive_int, default=32, help="recurrent units (default 32)")
+    m.add_argument("--cell", choices=("lstm", "gru", "simple_rnn"), default="lstm", help="default lstm")
+    m.add_argument("--bidirectional", action="store_true", help="bidirectional recurrent layer")
+    m.add_argument("--recurrent-dropout", type=_rate, default=0.0, help="recurrent dropout rate (default 0)")
+    m.add_argument("--seed", type=int, default=0, help="seed for init, shuffles and dropout (default 0)")
+    m.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
+    m.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
+    m.add_argument("--out", required=True, help="run directory (checkpoints, history, history.png)")
     return parser
 
 
@@ -261,6 +277,10 @@ def main(argv: list[str] | None = None) -> int:
             only = args.only.split(",") if args.only else None
             out = reproduce.reproduce(args.out, data=data_config(args, DataConfig()), only=only,
                                       quick=args.quick, quiet=args.quiet)
+        elif args.command == "imdb":
+            from jena_rnn import imdb
+
+            out = imdb.run_cli(args)
         else:
             out = runs.synth(args.out, rows=args.rows, seed=args.seed)
     except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, OSError) as exc:
