@@ -1,0 +1,328 @@
+"""Sentiment classification, the lecture's IMDB LSTM (Deep Learning with Python, section 6.2).
+
+Model: Embedding(max_features, E) -> recurrent layers (``rnn.stack``, the forecaster's cells) ->
+Dense(1), a logit ``z`` per review; ``p = σ(z)`` is Keras's Dense(1, sigmoid). Reviews are padded at
+the front (``text.pad_sequences``) and their true lengths are passed to ``rnn.stack`` with
+``padding="pre"``, so padded steps never change the state (Keras's lecture model, without
+``mask_zero``, does run its LSTM over the padding).
+
+Loss, from logits for stability: ``bce(z, y) = mean(max(z, 0) - z*y + log(1 + exp(-|z|)))``, which
+equals ``-[y log σ(z) + (1-y) log(1-σ(z))]``. Accuracy counts ``(z > 0) == y``.
+
+Training follows Keras's ``fit(validation_split=0.2)``: the last 20% of the (load_data-shuffled)
+training reviews are held out, the rest are reshuffled every epoch and visited once in batches (the
+last batch padded with weight-0 rows), one jitted ``lax.scan`` per epoch. The checkpoint with the
+best validation accuracy is scored on the test split.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jena_rnn import checkpoint, report, rnn, text
+from jena_rnn.config import LayerConfig, OptimConfig
+from jena_rnn.models import count_params, dense, init_dense
+from jena_rnn.train import TrainingDiverged, TrainState, make_optimizer
+
+Array = jax.Array
+HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "step_ms",
+                  "epoch_seconds")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IMDBConfig:
+    """One IMDB run. Defaults are the lecture's (section 6.2)."""
+
+    data: str | None = None  # imdb.npz, aclImdb folder, or a folder holding one; None = synthetic corpus
+    max_features: int = 10_000  # vocabulary size including 0 pad, 1 start, 2 OOV (Keras num_words)
+    maxlen: int = 500  # tokens kept per review (the last ones; Keras pad_sequences 'pre')
+    embed_dim: int = 32  # Embedding output width E
+    layers: tuple[LayerConfig, ...] = (LayerConfig(cell="lstm", units=32),)  # recurrent layers
+    optim: OptimConfig = field(default_factory=OptimConfig)  # RMSprop, Keras defaults
+    epochs: int = 10  # the lecture's
+    batch_size: int = 128  # the lecture's
+    validation_split: float = 0.2  # last fraction of the training reviews held out (Keras's)
+    seed: int = 0  # init, epoch shuffles, dropout masks
+    synthetic_reviews: int = 5000  # reviews per split of the synthetic corpus
+    synthetic_seed: int = 0  # seed of the synthetic corpus
+
+    def __post_init__(self) -> None:
+        for name in ("max_features", "maxlen", "embed_dim", "epochs", "batch_size", "synthetic_reviews"):
+            if int(getattr(self, name)) <= 0:
+                raise ValueError(f"IMDBConfig.{name} must be positive, got {getattr(self, name)!r}")
+        if self.max_features <= text.INDEX_FROM:
+            raise ValueError(f"IMDBConfig.max_features must exceed {text.INDEX_FROM}, got {self.max_features}")
+        if not 0.0 < self.validation_split < 1.0:
+            raise ValueError(f"IMDBConfig.validation_split must be in (0, 1), got {self.validation_split!r}")
+        if not self.layers:
+            raise ValueError("IMDBConfig.layers is empty")
+
+
+def config_dict(cfg: IMDBConfig) -> dict:
+    """Return ``cfg`` as JSON-able data (stored with every checkpoint)."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+# ---------------------------------------------------------------- model, loss, metrics
+def init_classifier(key: Array, cfg: IMDBConfig) -> dict:
+    """Return ``{"embedding": [V, E] U(-0.05, 0.05) (Keras), "layers": [...], "head": {"w": [H, 1], "b": [1]}}``."""
+    k_emb, k_rnn, k_head = jax.random.split(key, 3)
+    last = cfg.layers[-1]
+    out = last.units * (2 if last.bidirectional and last.merge_mode == "concat" else 1)
+    return {"embedding": jax.random.uniform(k_emb, (cfg.max_features, cfg.embed_dim), jnp.float32, -0.05, 0.05),
+            "layers": rnn.init_stack(k_rnn, cfg.layers, cfg.embed_dim),
+            "head": init_dense(k_head, out, 1)}
+
+
+def apply_classifier(cfg: IMDBConfig, params: dict, tokens: Array, lengths: Array, *,
+                     key: Array | None = None, train: bool = False) -> Array:
+    """Return the logits [B] of reviews ``tokens`` [B, T] (front-padded) with true ``lengths`` [B]."""
+    xs = params["embedding"][tokens]  # [B, T, E]
+    h = rnn.stack(cfg.layers, params["layers"], xs, key=key, train=train, lengths=lengths, padding="pre")
+    return dense(params["head"], h)[:, 0]
+
+
+def bce_with_logits(logits: Array, y: Array, weights: Array | None = None) -> Array:
+    """Binary cross-entropy of labels ``y`` [B] in {0, 1} given logits [B]; optional weights [B].
+
+    ``max(z, 0) - z*y + log1p(exp(-|z|))`` never exponentiates a large positive number.
+    """
+    if logits.shape != y.shape:
+        raise ValueError(f"bce_with_logits: logits have shape {tuple(logits.shape)} but y {tuple(y.shape)}")
+    per = jnp.maximum(logits, 0.0) - logits * y + jnp.log1p(jnp.exp(-jnp.abs(logits)))
+    if weights is None:
+        return jnp.mean(per)
+    return jnp.sum(per * weights) / jnp.maximum(jnp.sum(weights), 1.0)
+
+
+def accuracy(logits: Array, y: Array) -> Array:
+    """Fraction of ``(logits > 0) == (y > 0.5)``, logits and y [B]."""
+    return jnp.mean(((logits > 0) == (y > 0.5)).astype(jnp.float32))
+
+
+# ---------------------------------------------------------------- jitted epoch and evaluation
+def _batches(n: int, batch: int) -> int:
+    return -(-n // batch)
+
+
+def make_train_epoch(cfg: IMDBConfig, n: int, *, progress=None):
+    """Return jitted ``(state, x [N, T], lengths [N], y [N]) -> (state, {"loss", "acc", "count"} [nb])``.
+
+    One ``lax.scan`` over ``ceil(N / B)`` batches of a fresh permutation (from ``state.key``); the
+    indices are padded to a whole batch by wrapping, and the padded rows get weight 0.
+    """
+    optimizer, b = make_optimizer(cfg.optim), cfg.batch_size
+    nb = _batches(n, b)
+
+    def loss_fn(params, xb, lb, yb, wb, key):
+        logits = apply_classifier(cfg, params, xb, lb, key=key, train=True)
+        return bce_with_logits(logits, yb, wb), logits
+
+    def train_epoch(state: TrainState, x, lengths, y):
+        key, k_perm = jax.random.split(state.key)
+        perm = jnp.resize(jax.random.permutation(k_perm, n), (nb, b))
+        weights = (jnp.arange(nb * b) < n).astype(jnp.float32).reshape(nb, b)
+
+        def body(st: TrainState, batch):
+            i, idx, wb = batch
+            k_next, k_drop = jax.random.split(st.key)
+            yb = y[idx]
+            (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+                st.params, x[idx], lengths[idx], yb, wb, k_drop)
+            updates, opt_state = optimizer.update(grads, st.opt_state, st.params)
+            params = optax.apply_updates(st.params, updates)
+            correct = jnp.sum(((logits > 0) == (yb > 0.5)) * wb)
+            if progress is not None:
+                jax.debug.callback(progress, i + 1)
+            return TrainState(params, opt_state, st.step + 1, k_next), (loss, correct, jnp.sum(wb))
+
+        state = state._replace(key=key)
+        state, (loss, correct, count) = jax.lax.scan(body, state, (jnp.arange(nb), perm, weights))
+        return state, {"loss": loss, "correct": correct, "count": count}
+
+    return jax.jit(train_epoch)
+
+
+def make_evaluate(cfg: IMDBConfig, n: int, batch: int = 512):
+    """Return jitted ``(params, x [N, T], lengths [N], y [N]) -> (loss, accuracy)`` over all N reviews."""
+    nb = _batches(n, batch)
+
+    def evaluate(params, x, lengths, y):
+        idx = jnp.resize(jnp.arange(n), (nb, batch))
+        weights = (jnp.arange(nb * batch) < n).astype(jnp.float32).reshape(nb, batch)
+
+        def body(carry, batch_):
+            ib, wb = batch_
+            logits = apply_classifier(cfg, params, x[ib], lengths[ib])
+            per = bce_with_logits(logits, y[ib], wb) * jnp.sum(wb)
+            return (carry[0] + per, carry[1] + jnp.sum(((logits > 0) == (y[ib] > 0.5)) * wb)), None
+
+        (loss, correct), _ = jax.lax.scan(body, (jnp.zeros(()), jnp.zeros(())), (idx, weights))
+        return loss / n, correct / n
+
+    return jax.jit(evaluate)
+
+
+# ---------------------------------------------------------------- data
+def prepare(cfg: IMDBConfig, *, cache_dir=None, log=None) -> dict:
+    """Load (or generate) the corpus and pad it; return numpy splits ``train``/``val``/``test``.
+
+    Each split is ``(x [N, maxlen] int32, lengths [N] int32, y [N] float32)``; also ``report``, ``vocab``.
+    """
+    path = cfg.data
+    if path is None:
+        import os
+        root = Path(cache_dir or os.environ.get("JENA_RNN_CACHE") or Path.home() / ".cache" / "jena_rnn")
+        path = root / f"imdb_synthetic_v1_n{cfg.synthetic_reviews}_seed{cfg.synthetic_seed}" / "aclImdb"
+        if not path.is_dir():
+            if log:
+                log(f"writing the synthetic review corpus to {path}")
+            text.write_synthetic_imdb(path, n_train=cfg.synthetic_reviews, n_test=cfg.synthetic_reviews,
+                                      seed=cfg.synthetic_seed)
+    (x_tr, y_tr), (x_te, y_te), vocab, rep = text.load_corpus(path, cfg.max_features)
+    n_val = int(len(y_tr) * cfg.validation_split)
+    if n_val == 0 or n_val == len(y_tr):
+        raise ValueError(f"{path}: {len(y_tr)} training reviews cannot be split {cfg.validation_split}")
+
+    def pad(seqs, labels):
+        x, lengths = text.pad_sequences(seqs, cfg.maxlen)
+        return x, lengths, np.asarray(labels, np.float32)
+
+    cut = len(y_tr) - n_val
+    rep["truncated_train"] = int(sum(len(s) > cfg.maxlen for s in x_tr))
+    return {"train": pad(x_tr[:cut], y_tr[:cut]), "val": pad(x_tr[cut:], y_tr[cut:]),
+            "test": pad(x_te, y_te), "vocab": vocab, "report": rep, "source": str(path)}
+
+
+# ---------------------------------------------------------------- training loop and run directory
+def init_state(cfg: IMDBConfig) -> TrainState:
+    """Initialise params and optimiser state from ``cfg.seed``."""
+    k_init, k_run = jax.random.split(jax.random.PRNGKey(cfg.seed))
+    params = init_classifier(k_init, cfg)
+    return TrainState(params, make_optimizer(cfg.optim).init(params), jnp.zeros((), jnp.int32), k_run)
+
+
+def write_history(run_dir: Path, history: list[dict]) -> None:
+    """Write ``history.csv`` and ``history.png`` (loss and accuracy, the lecture's two figures)."""
+    rows = [",".join(HISTORY_FIELDS)] + [",".join(str(h[k]) for k in HISTORY_FIELDS) for h in history]
+    report.write_atomic(run_dir / "history.csv", ("\n".join(rows) + "\n").encode())
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, what in zip(axes, ("loss", "acc")):
+        ax.plot(epochs, [h[f"train_{what}"] for h in history], "bo", label=f"Training {what}")
+        ax.plot(epochs, [h[f"val_{what}"] for h in history], "b", label=f"Validation {what}")
+        ax.set_xlabel("epoch")
+        ax.set_title(f"Training and validation {'accuracy' if what == 'acc' else 'loss'}")
+        ax.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    report.write_atomic(run_dir / "history.png", buf.getvalue())
+
+
+def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, log=print,
+        progress: bool = False) -> tuple[TrainState, list[dict]]:
+    """Train on ``splits["train"]``, validate on ``splits["val"]`` every epoch, checkpoint to ``run_dir``.
+
+    Returns:
+      (state, history): one dict per epoch with the fields of ``HISTORY_FIELDS``.
+    Raises:
+      FileExistsError: ``run_dir`` holds checkpoints and not ``resume``.   ValueError: resuming a run
+      with another configuration.   TrainingDiverged: a non-finite loss.
+    """
+    state, history = init_state(cfg), []
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if checkpoint.latest(run_dir) is not None:
+            if not resume:
+                raise FileExistsError(f"{run_dir} already holds checkpoints: pass --resume or another --out")
+            saved = json.loads((run_dir / "config.json").read_text())
+            now = config_dict(cfg)
+            if {**saved, "epochs": 0} != {**now, "epochs": 0}:
+                diff = sorted(k for k in now if now[k] != saved.get(k))
+                raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
+            state, meta = checkpoint.restore(run_dir, state, which="latest")
+            history = list(meta["history"])
+    x, lengths, y = (jnp.asarray(a) for a in splits["train"])
+    val = tuple(jnp.asarray(a) for a in splits["val"])
+    nb = _batches(len(y), cfg.batch_size)
+    bar = report.ProgressBar(nb) if progress else None
+    train_epoch = make_train_epoch(cfg, len(y), progress=bar)
+    evaluate = make_evaluate(cfg, len(val[2]))
+    best = max((h["val_acc"] for h in history), default=-1.0)
+    for epoch in range(len(history) + 1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        state, m = train_epoch(state, x, lengths, y)
+        count = float(np.sum(m["count"]))
+        train_loss = float(np.sum(np.asarray(m["loss"]) * np.asarray(m["count"]))) / count
+        t_train = time.perf_counter() - t0
+        val_loss, val_acc = (float(v) for v in evaluate(state.params, *val))
+        if bar is not None:
+            bar.close()
+        if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
+            raise TrainingDiverged(f"epoch {epoch}: training loss {train_loss}, validation loss {val_loss}")
+        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": float(np.sum(m["correct"])) / count,
+               "val_loss": val_loss, "val_acc": val_acc, "train_seconds": t_train,
+               "step_ms": 1e3 * t_train / nb, "epoch_seconds": time.perf_counter() - t0}
+        history.append(row)
+        if run_dir is not None:
+            checkpoint.save(run_dir, state, epoch=epoch, history=history, config=config_dict(cfg),
+                            is_best=val_acc > best)
+            write_history(run_dir, history)
+        best = max(best, val_acc)
+        if log is not None:
+            log(f"epoch {epoch:3d}/{cfg.epochs}  loss {train_loss:.4f} acc {row['train_acc']:.4f}  "
+                f"val loss {val_loss:.4f} val acc {val_acc:.4f}  {row['epoch_seconds']:.1f}s "
+                f"({row['step_ms']:.1f} ms/step)")
+    return state, history
+
+
+def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cache_dir=None) -> dict:
+    """Prepare the data, ``fit`` into run directory ``out``, score the best checkpoint on the test split."""
+    out = Path(out)
+    log = None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    splits = prepare(cfg, cache_dir=cache_dir, log=log)
+    if log:
+        log(f"data: {splits['source']}: train {len(splits['train'][2])}, val {len(splits['val'][2])}, "
+            f"test {len(splits['test'][2])} reviews; report {json.dumps(splits['report'])}")
+    out.mkdir(parents=True, exist_ok=True)
+    report.write_json(out / "data_report.json", splits["report"])
+    if splits["vocab"] is not None:
+        report.write_json(out / "vocab.json", splits["vocab"])
+    state, history = fit(cfg, splits, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty())
+    best_state, meta = checkpoint.restore(out, state, which="best")
+    test = tuple(jnp.asarray(a) for a in splits["test"])
+    test_loss, test_acc = (float(v) for v in make_evaluate(cfg, len(test[2]))(best_state.params, *test))
+    best = max(history, key=lambda h: h["val_acc"])
+    steps = [h["step_ms"] for h in history[1:]] or [history[0]["step_ms"]]
+    return {"run_dir": str(out), "source": splits["source"], "params": count_params(state.params),
+            "epochs": len(history), "best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
+            "test_loss": test_loss, "test_acc": test_acc, "step_ms_median": float(np.median(steps)),
+            "epoch_seconds_median": float(np.median([h["epoch_seconds"] for h in history[1:]]
+                                                    or [history[0]["epoch_seconds"]])),
+            "backend": jax.default_backend()}
+
+
+def run_cli(args) -> dict:
+    """Build an ``IMDBConfig`` from the ``jena-rnn imdb`` flags and ``run`` it."""
+    layer = LayerConfig(cell=args.cell, units=args.units, bidirectional=args.bidirectional,
+                        recurrent_dropout=args.recurrent_dropout)
+    cfg = IMDBConfig(data=args.data, max_features=args.max_features, maxlen=args.maxlen, epochs=args.epochs,
+                     batch_size=args.batch_size, layers=(layer,), seed=args.seed)
+    return run(cfg, args.out, resume=args.resume, quiet=args.quiet)

@@ -1,0 +1,300 @@
+"""IMDB-style text data: the two public formats, a tokeniser, Keras's padding, a synthetic corpus.
+
+Token indices follow Keras's ``imdb.load_data``: 0 = padding, 1 = start of review, 2 = out of
+vocabulary, and a word of frequency rank ``r`` (1 = most frequent) has index ``r + 3``. Only indices
+below ``max_features`` are kept (Keras's ``num_words``), so ranks ``1 .. max_features - 4`` survive.
+
+- ``imdb.npz`` (Keras): keys ``x_train, y_train, x_test, y_test``; the x arrays are ragged object
+  arrays of *unshifted* ranks (``load_data`` adds the start token and the shift of 3).
+- ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`` (Maas et al.): one UTF-8 review per file;
+  ``train/unsup`` and any other entries are ignored. The vocabulary is built from the training split.
+
+Both readers return reviews in the order ``load_data`` gives: each split shuffled with
+``np.random.RandomState(113)`` (train first, then test, from one generator).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import uuid
+import zipfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3
+KERAS_SEED = 113  # imdb.load_data's shuffling seed
+_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case ``text``, drop HTML line breaks and punctuation, return its words in order."""
+    return _TOKEN.findall(text.replace("<br />", " ").lower())
+
+
+def _shuffle(*splits):
+    rng = np.random.RandomState(KERAS_SEED)
+    out = []
+    for seqs, labels in splits:
+        idx = np.arange(len(labels))
+        rng.shuffle(idx)
+        out.append(([seqs[i] for i in idx], np.asarray(labels, np.int32)[idx]))
+    return out
+
+
+def read_review(path: Path) -> str:
+    """Return the text of one review file; raise ``ValueError`` naming it if not UTF-8 or empty."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+    if not text.strip():
+        raise ValueError(f"{path}: empty review")
+    return text
+
+
+def read_acl_split(root: str | os.PathLike, split: str, *, skip_empty: bool = False):
+    """Read ``root/split/{pos,neg}/*.txt`` in sorted file order.
+
+    Returns:
+      (texts, labels [N] int32 with pos = 1, report) where report counts files per label, empty
+      reviews skipped (only with ``skip_empty``) and ignored non-``.txt`` entries.
+    Raises:
+      FileNotFoundError: a missing ``split/pos`` or ``split/neg`` folder (named).
+      ValueError: a non-UTF-8 file, or an empty review unless ``skip_empty`` (the file is named).
+    """
+    texts, labels, report = [], [], {"skipped_empty": [], "ignored": 0}
+    for label, name in ((1, "pos"), (0, "neg")):
+        folder = Path(root) / split / name
+        if not folder.is_dir():
+            raise FileNotFoundError(f"{folder}: missing folder (expected aclImdb/{{train,test}}/{{pos,neg}})")
+        files = sorted(folder.iterdir())
+        report["ignored"] += sum(1 for p in files if p.suffix != ".txt" or not p.is_file())
+        count = 0
+        for path in (p for p in files if p.suffix == ".txt" and p.is_file()):
+            try:
+                texts.append(read_review(path))
+            except ValueError as e:
+                if not (skip_empty and str(e).endswith("empty review")):
+                    raise
+                report["skipped_empty"].append(str(path))
+                continue
+            labels.append(label)
+            count += 1
+        report[name] = count
+    return texts, np.asarray(labels, np.int32), report
+
+
+def build_vocab(token_lists, max_features: int) -> dict[str, int]:
+    """Map the words of the ``max_features - 4`` highest ranks to their index ``rank + 3``.
+
+    Ranks are by descending count, ties broken alphabetically (deterministic).
+    """
+    counts = Counter(w for tokens in token_lists for w in tokens)
+    ranked = sorted(counts, key=lambda w: (-counts[w], w))[:max(max_features - INDEX_FROM - 1, 0)]
+    return {w: r + INDEX_FROM for r, w in enumerate(ranked, start=1)}
+
+
+def encode(tokens: list[str], vocab: dict[str, int]) -> list[int]:
+    """Return ``[START] + [vocab.get(w, OOV) for w in tokens]``."""
+    return [START] + [vocab.get(w, OOV) for w in tokens]
+
+
+def load_acl_imdb(root: str | os.PathLike, max_features: int, *, skip_empty: bool = False):
+    """Read an ``aclImdb`` folder and encode it with the training split's vocabulary.
+
+    Returns:
+      ((x_train, y_train), (x_test, y_test), vocab, report): x are lists of index lists (``encode``).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder")
+    tr_texts, y_train, tr_rep = read_acl_split(root, "train", skip_empty=skip_empty)
+    te_texts, y_test, te_rep = read_acl_split(root, "test", skip_empty=skip_empty)
+    tr_tok = [tokenize(t) for t in tr_texts]
+    vocab = build_vocab(tr_tok, max_features)
+    x_train = [encode(t, vocab) for t in tr_tok]
+    x_test = [encode(tokenize(t), vocab) for t in te_texts]
+    report = {"format": "aclImdb", "source": str(root), "train": tr_rep, "test": te_rep,
+              "distinct_train_words": len({w for t in tr_tok for w in t}), "vocab_size": len(vocab)}
+    (train, test) = _shuffle((x_train, y_train), (x_test, y_test))
+    return train, test, vocab, report
+
+
+def load_keras_npz(path: str | os.PathLike, max_features: int):
+    """Read Keras's ``imdb.npz`` (ragged object arrays of unshifted ranks) as ``load_data`` would.
+
+    Returns:
+      ((x_train, y_train), (x_test, y_test), report); x as lists of index lists with the start token,
+      the shift of 3 and ``index >= max_features`` mapped to OOV.
+    Raises:
+      FileNotFoundError / ValueError: naming ``path`` (missing, not a zip, missing keys, bad entries).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        with np.load(path, allow_pickle=True) as f:
+            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
+            if missing:
+                raise ValueError(f"{path}: missing arrays {missing} (has {sorted(f.files)})")
+            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
+    except (OSError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    except (ValueError, KeyError) as e:  # np.load's pickle/format errors
+        raise ValueError(str(e) if str(e).startswith(str(path)) else f"{path}: corrupt .npz ({e})") from None
+    splits = []
+    for name in ("train", "test"):
+        xs, ys = arrays[f"x_{name}"], np.asarray(arrays[f"y_{name}"])
+        if len(xs) != len(ys):
+            raise ValueError(f"{path}: x_{name} has {len(xs)} reviews but y_{name} has {len(ys)} labels")
+        if not np.isin(ys, (0, 1)).all():
+            raise ValueError(f"{path}: y_{name} must hold 0/1 labels, got values {np.unique(ys)[:5]}")
+        seqs = []
+        for i, x in enumerate(xs):
+            ranks = np.asarray(x)
+            if ranks.ndim != 1 or (ranks.size and (ranks.dtype.kind not in "iu" or ranks.min() < 1)):
+                raise ValueError(f"{path}: x_{name}[{i}] is not a sequence of positive word ranks")
+            idx = ranks.astype(np.int64) + INDEX_FROM
+            seqs.append([START] + np.where(idx < max_features, idx, OOV).tolist())
+        splits.append((seqs, ys.astype(np.int32)))
+    train, test = _shuffle(*splits)
+    return train, test, {"format": "keras_npz", "source": str(path),
+                         "train": len(train[1]), "test": len(test[1])}
+
+
+def load_word_index(path: str | os.PathLike) -> dict[str, int]:
+    """Read ``imdb_word_index.json`` (word -> unshifted rank); raise ``ValueError`` naming a bad file."""
+    try:
+        index = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: not a JSON word index ({e})") from None
+    if not isinstance(index, dict) or not all(isinstance(v, int) for v in index.values()):
+        raise ValueError(f"{path}: expected a JSON object mapping words to integer ranks")
+    return index
+
+
+def decode(seq, word_index: dict[str, int]) -> str:
+    """Turn an index sequence back into words (``word_index`` unshifted; 0/1/2 dropped or ``?``)."""
+    inverse = {r + INDEX_FROM: w for w, r in word_index.items()}
+    return " ".join(inverse.get(int(i), "?") for i in seq if int(i) not in (PAD, START))
+
+
+def pad_sequences(seqs, maxlen: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pad and truncate at the front, as Keras's ``pad_sequences`` defaults (``padding=truncating='pre'``).
+
+    Returns:
+      (x [N, maxlen] int32: the last ``maxlen`` indices of each sequence, right-aligned after zeros;
+      lengths [N] int32: the number of real steps, ``min(len(seq), maxlen)``).
+    """
+    x = np.zeros((len(seqs), maxlen), np.int32)
+    lengths = np.zeros((len(seqs),), np.int32)
+    for i, s in enumerate(seqs):
+        tail = np.asarray(s, np.int32)[len(s) - min(len(s), maxlen):]
+        lengths[i] = len(tail)
+        if len(tail):
+            x[i, maxlen - len(tail):] = tail
+    return x, lengths
+
+
+def load_corpus(path: str | os.PathLike, max_features: int):
+    """Dispatch on ``path``: an ``.npz`` file, an ``aclImdb`` folder, or a folder holding either.
+
+    Returns:
+      ((x_train, y_train), (x_test, y_test), vocab or None, report) as the readers above.
+    """
+    path = Path(path)
+    if path.is_dir() and not (path / "train").is_dir():
+        for inner in (path / "aclImdb", path / "imdb.npz"):
+            if inner.exists():
+                path = inner
+                break
+    if path.suffix == ".npz" or path.is_file():
+        train, test, report = load_keras_npz(path, max_features)
+        return train, test, None, report
+    return load_acl_imdb(path, max_features)
+
+
+# ---------------------------------------------------------------- synthetic corpus
+POSITIVE = ("good", "great", "excellent", "wonderful", "brilliant", "superb", "enjoyable", "moving",
+            "delightful", "masterpiece", "loved", "funny")
+NEGATIVE = ("bad", "awful", "boring", "terrible", "dull", "poor", "worst", "annoying", "mess",
+            "waste", "hated", "pointless")
+NEGATORS = ("not", "never", "hardly")
+_FILLER = ("the", "a", "movie", "film", "plot", "actor", "scene", "story", "director", "and", "of",
+           "was", "is", "it", "this", "with", "in", "ending", "music", "camera", "character", "i",
+           "think", "really", "quite", "that", "cast", "script", "some", "time", "watch", "saw")
+_SYLLABLES = ("ka", "lo", "mi", "re", "tu", "sa", "ven", "dor", "pel", "ix", "qua", "bro", "nim", "zet")
+
+
+def _filler_words(n: int, seed: int) -> list[str]:
+    rng = np.random.default_rng(seed + 1)
+    words = list(_FILLER)
+    while len(words) < n:
+        w = "".join(rng.choice(_SYLLABLES, size=rng.integers(2, 4)))
+        if w not in words and w not in POSITIVE + NEGATIVE + NEGATORS:
+            words.append(w)
+    return words
+
+
+def synthetic_review(rng: np.random.Generator, label: int, filler: list[str], mean_len: int):
+    """One review whose sentiment is the sign of the sum of its cue phrases' polarities.
+
+    A phrase is a cue word (+1 positive, -1 negative), negated (``not good`` = -1, ``never boring``
+    = +1) with probability 0.3. Phrases are drawn with the label's polarity with probability 0.7,
+    redrawn until the sum has the label's sign, and placed among Zipf-distributed neutral filler.
+    """
+    sign = 1 if label else -1
+    while True:
+        n = int(rng.integers(1, 6))
+        pol = np.where(rng.random(n) < 0.7, sign, -sign)
+        neg = rng.random(n) < 0.3
+        if np.sign(pol.sum()) == sign:
+            break
+    phrases = []
+    for p, ng in zip(pol, neg):
+        cue_pol = -p if ng else p
+        cue = rng.choice(POSITIVE if cue_pol > 0 else NEGATIVE)
+        phrases.append(([str(rng.choice(NEGATORS))] if ng else []) + [str(cue)])
+    length = max(n * 3, int(rng.gamma(2.0, mean_len / 2.0)))
+    ranks = np.minimum(rng.zipf(1.3, size=length), len(filler)) - 1
+    words = [filler[r] for r in ranks]
+    for pos, phrase in sorted(zip(rng.integers(0, length + 1, size=n), phrases), key=lambda t: -t[0]):
+        words[pos:pos] = phrase
+    sentences = [" ".join(words[i:i + 12]).capitalize() + "." for i in range(0, len(words), 12)]
+    return " <br /><br />".join(sentences)
+
+
+def write_synthetic_imdb(root: str | os.PathLike, *, n_train: int = 5000, n_test: int = 5000,
+                         mean_len: int = 120, vocab: int = 2000, seed: int = 0) -> Path:
+    """Write a deterministic synthetic review corpus in the ``aclImdb`` layout (atomically).
+
+    Half of each split is positive. Files are ``<split>/<pos|neg>/<id>_<rating>.txt`` with ratings
+    7-10 (pos) and 1-4 (neg); a few ``train/unsup`` files are written too, which readers ignore.
+    Returns ``root``. The same arguments always give byte-identical files.
+    """
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    filler = _filler_words(vocab, seed)
+    tmp = root.with_name(f".{root.name}.tmp-{uuid.uuid4().hex}")
+    for split, n in (("train", n_train), ("test", n_test)):
+        for label, name in ((1, "pos"), (0, "neg")):
+            folder = tmp / split / name
+            folder.mkdir(parents=True)
+            for i in range(n // 2 if label else n - n // 2):
+                rating = int(rng.integers(7, 11) if label else rng.integers(1, 5))
+                text = synthetic_review(rng, label, filler, mean_len)
+                (folder / f"{i}_{rating}.txt").write_text(text, encoding="utf-8")
+    (tmp / "train" / "unsup").mkdir()
+    for i in range(3):
+        (tmp / "train" / "unsup" / f"{i}_0.txt").write_text(synthetic_review(rng, i % 2, filler, mean_len))
+    if root.exists():
+        shutil.rmtree(tmp)
+        return root  # another process finished first; same arguments give the same files
+    root.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(tmp, root)
+    return root
