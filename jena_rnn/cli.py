@@ -224,6 +224,26 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     add_data_args(r)
 
+    w = sub.add_parser("sweep", help="train many models in one vmapped program; leaderboard results.md/.csv")
+    w.add_argument("--model", default="gru", choices=sorted(set(LECTURE_MODELS) - {"naive", "mlp"}),
+                   help="the lecture's experiment to start from (default gru)")
+    for flag, what in (("--lr", "learning rates"), ("--rho", "RMSprop decays"), ("--dropout", "input dropout rates"),
+                       ("--recurrent-dropout", "recurrent dropout rates"), ("--units", "hidden units (groups)"),
+                       ("--reset-after", "GRU forms 0,1 (groups)"), ("--cell", "cells (groups)")):
+        w.add_argument(flag, help=f"{what}: a,b,c (grid) or LO:HI (with --samples; lr log-uniform)")
+    w.add_argument("--seeds", type=_positive_int, default=1, help="seeds 0..N-1 per point (init and data order)")
+    w.add_argument("--samples", type=_positive_int, help="random search: N points drawn from the lists/ranges")
+    w.add_argument("--sample-seed", type=int, default=0, help="seed of the random search (default 0)")
+    w.add_argument("--epochs", type=_positive_int, help="epochs (default: the lecture's for the model)")
+    w.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default 500)")
+    w.add_argument("--patience", type=_positive_int, help="early stopping patience per member (default off)")
+    w.add_argument("--mesh", help="devices: sweep=N,data=M (one may be -1 = the rest); default one device")
+    w.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize (multi-host)")
+    w.add_argument("--out", required=True, help="sweep directory (groups/, members/, results.md/.csv, plot)")
+    w.add_argument("--resume", action="store_true", help="continue the sweep in --out")
+    w.add_argument("--quiet", action="store_true", help="no per-epoch lines")
+    add_data_args(w)
+
     s = sub.add_parser("synth", help="write the synthetic Jena data in the real file's exact format")
     s.add_argument("--out", required=True, help="output CSV path")
     s.add_argument("--rows", type=_positive_int, default=420_551, help="rows (default 420551)")
@@ -281,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             from jena_rnn import imdb
 
             out = imdb.run_cli(args)
+        elif args.command == "sweep":
+            from jena_rnn import sweep
+
+            out = sweep.command(args, data_config(args, DataConfig()))
         else:
             out = runs.synth(args.out, rows=args.rows, seed=args.seed)
     except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, OSError) as exc:
