@@ -60,7 +60,8 @@ def init_model(key: Array, config: ModelConfig, in_features: int, timesteps: int
 
 
 def apply_model(config: ModelConfig, params: dict, xs: Array, *, key: Array | None = None,
-                train: bool = False, target_col: int = 1) -> Array:
+                train: bool = False, target_col: int = 1,
+                rates: list[tuple[Array, Array]] | None = None) -> Array:
     """Predict one value per window.
 
     Args:
@@ -70,6 +71,8 @@ def apply_model(config: ModelConfig, params: dict, xs: Array, *, key: Array | No
       key: PRNG key for dropout (needed only when ``train`` and a dropout rate is > 0).
       train: enable dropout.
       target_col: feature index of the target (the naive model's output column).
+      rates: optional per-layer ``(dropout, recurrent_dropout)`` scalar arrays overriding the config's
+        rates (``rnn.stack``); sweeps pass them to vmap dropout rates. None = the config's rates.
     Returns:
       y_hat [B].
     """
@@ -79,7 +82,7 @@ def apply_model(config: ModelConfig, params: dict, xs: Array, *, key: Array | No
         flat = xs.reshape(xs.shape[0], -1)
         return dense(params["head"], jax.nn.relu(dense(params["hidden"], flat)))[:, 0]
     h = rnn.stack(config.layers, params["layers"], xs, key=key, train=train,
-                  hoist_input=config.hoist_input)
+                  hoist_input=config.hoist_input, rates=rates)
     return dense(params["head"], h)[:, 0]
 
 

@@ -26,6 +26,15 @@ def _shape(a) -> tuple:
     return tuple(getattr(a, "shape", ()))
 
 
+def _is_number(rate) -> bool:
+    return isinstance(rate, (int, float))
+
+
+def _active(rate) -> bool:
+    """Whether dropout at ``rate`` needs a mask: a Python rate > 0, or any array (a traced sweep rate)."""
+    return rate is not None and (not _is_number(rate) or rate > 0)
+
+
 def _validate(cell: str, params: dict, xs: Array, *, state, lengths, mask, padding: str,
               activation: str, dropout: float, recurrent_dropout: float, key, train: bool) -> int:
     """Check arguments before tracing; return H. Errors name the argument and the shapes."""
@@ -52,9 +61,9 @@ def _validate(cell: str, params: dict, xs: Array, *, state, lengths, mask, paddi
         if _shape(params[k]) != (g * units,):
             raise ValueError(f"unroll: params[{k!r}] has shape {_shape(params[k])}, expected ({g * units},)")
     for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-        if not 0.0 <= rate < 1.0:
+        if _is_number(rate) and not 0.0 <= rate < 1.0:
             raise ValueError(f"unroll: {name} must be in [0, 1), got {rate!r}")
-        if rate > 0 and train and key is None:
+        if _active(rate) and train and key is None:
             raise ValueError(f"unroll: {name}={rate} with train=True needs a PRNG key, got key=None")
     if lengths is not None and mask is not None:
         raise ValueError("unroll: pass lengths or mask, not both")
@@ -77,14 +86,16 @@ def dropout_masks(key: Array, batch: int, in_features: int, units: int, dropout:
 
     Args:
       key: PRNG key, split here into an input key and a recurrent key.
-      dropout, recurrent_dropout: drop rates in [0, 1); a rate of 0 gives ``None``.
+      dropout, recurrent_dropout: drop rates in [0, 1); a Python rate of 0 gives ``None``. A rate may
+        be a scalar array (e.g. traced under a sweep's ``vmap``): a mask is then always drawn, and a
+        rate of 0 gives a mask of ones (``uniform < 1`` always holds), the same result as no mask.
     Returns:
       (input mask [B, F] or None, recurrent mask [B, H] or None); kept entries are ``1 / (1 - rate)``.
     """
     k_in, k_rec = jax.random.split(key)
 
     def draw(k, rate, n):
-        if rate == 0:
+        if not _active(rate):
             return None
         keep = 1.0 - rate
         return jax.random.bernoulli(k, keep, (batch, n)).astype(dtype) / jnp.asarray(keep, dtype)
@@ -123,7 +134,8 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
         unchanged and output the carried h.   padding: "right" (real steps first) or "pre" (Keras
         ``pad_sequences`` default: padding at the front); used with ``lengths`` only.
       reset_after, activation: forwarded to the cell (``reset_after`` only matters for the GRU).
-      dropout, recurrent_dropout: variational rates in [0, 1), active only when ``train``; masks are
+      dropout, recurrent_dropout: variational rates in [0, 1) (floats, or scalar arrays so that a
+        sweep can vmap them), active only when ``train``; masks are
         drawn from ``key`` (``dropout_masks``) and applied to x before ``x @ w_x`` and to h before
         ``h @ w_h`` (never to the LSTM's c).
       hoist_input: compute ``xs @ w_x + b`` for all steps before the scan (pre-split per gate into
@@ -144,7 +156,7 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
     if state is None:
         state = zero_state(cell, batch, units, xs.dtype)
     in_mask = rec_mask = None
-    if train and (dropout > 0 or recurrent_dropout > 0):
+    if train and (_active(dropout) or _active(recurrent_dropout)):
         in_mask, rec_mask = dropout_masks(key, batch, feats, units, dropout, recurrent_dropout, xs.dtype)
     if in_mask is not None:
         xs = xs * in_mask[:, None, :]
@@ -234,7 +246,8 @@ def init_stack(key: Array, layers: Sequence[LayerConfig], in_features: int) -> l
 
 def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array, *, key: Array | None = None,
           train: bool = False, hoist_input: bool | None = None, return_sequences: bool = False,
-          lengths: Array | None = None, mask: Array | None = None, padding: str = "right") -> Array:
+          lengths: Array | None = None, mask: Array | None = None, padding: str = "right",
+          rates: Sequence[tuple[Array, Array]] | None = None) -> Array:
     """Run stacked recurrent layers; all but the last return sequences.
 
     Args:
@@ -243,17 +256,22 @@ def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array,
         rate > 0).   train: enable dropout.   hoist_input: see ``unroll``.
       return_sequences: whether the last layer returns its whole sequence.
       lengths, mask, padding: masking, applied to every layer (see ``unroll``).
+      rates: optional per-layer ``(dropout, recurrent_dropout)`` overriding the ``LayerConfig`` rates;
+        scalar arrays, so a sweep can vmap them (``jena_rnn.sweep``). None = the config's rates.
     Returns:
       The last layer's output: [B, H] (or [B, T, H] with return_sequences); 2H for bidirectional concat.
     """
     if len(layers) != len(params_list):
         raise ValueError(f"stack: {len(layers)} layers but {len(params_list)} param dicts")
+    if rates is not None and len(rates) != len(layers):
+        raise ValueError(f"stack: {len(layers)} layers but {len(rates)} (dropout, recurrent_dropout) pairs")
     keys = [None] * len(layers) if key is None else list(jax.random.split(key, len(layers)))
     for n, (layer, params, k) in enumerate(zip(layers, params_list, keys)):
         seq = return_sequences or n < len(layers) - 1
+        drop, rec = (layer.dropout, layer.recurrent_dropout) if rates is None else rates[n]
         kwargs = dict(return_sequences=seq, key=k, train=train, hoist_input=hoist_input,
-                      reset_after=layer.reset_after, activation=layer.activation, dropout=layer.dropout,
-                      recurrent_dropout=layer.recurrent_dropout, lengths=lengths, mask=mask, padding=padding)
+                      reset_after=layer.reset_after, activation=layer.activation, dropout=drop,
+                      recurrent_dropout=rec, lengths=lengths, mask=mask, padding=padding)
         if layer.bidirectional:
             _, xs = bidirectional(layer.cell, params, xs, merge_mode=layer.merge_mode, **kwargs)
         else:

@@ -77,27 +77,37 @@ def init_state(config: Config, key: Array, in_features: int) -> TrainState:
     return TrainState(params, opt_state, jnp.zeros((), jnp.int32), k_run)
 
 
-def make_train_step(config: Config, bounds: tuple[int, int], target_col: int
-                    ) -> Callable[[TrainState, Array], tuple[TrainState, dict]]:
-    """Return the pure step ``(state, series [N, F]) -> (state, {"loss": []})`` (not jitted).
+def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
+                    batch_sharding: Any = None) -> Callable[..., tuple[TrainState, dict]]:
+    """Return the pure step ``(state, series [N, F], rates=None) -> (state, {"loss": []})`` (not jitted).
 
     The batch is drawn from ``series`` with the key carried in ``state``; static structure comes
     from ``config`` and the training split ``bounds`` (end rows in ``[lo + lookback, hi)``).
+    ``rates`` [L, 2] optionally overrides each layer's (dropout, recurrent_dropout) with arrays, so a
+    sweep can vmap them; None uses the config's rates. ``batch_sharding`` (a ``jax.sharding.Sharding``
+    of the batch axis, e.g. ``NamedSharding(mesh, P("data"))``) constrains the drawn end rows, so that
+    XLA partitions the step over devices (data parallelism; ``jena_rnn.distributed``).
     """
     d, optimizer = config.data, make_optimizer(config.optim)
     lo, hi = bounds
 
-    def loss_fn(params, xs, y, key):
-        y_hat = apply_model(config.model, params, xs, key=key, train=True, target_col=target_col)
+    def loss_fn(params, xs, y, key, rates):
+        if rates is not None:
+            rates = [(rates[n, 0], rates[n, 1]) for n in range(rates.shape[0])]
+        y_hat = apply_model(config.model, params, xs, key=key, train=True, target_col=target_col,
+                            rates=rates)
         return mae(y_hat, y)
 
-    def train_step(state: TrainState, series: Array) -> tuple[TrainState, dict]:
+    def train_step(state: TrainState, series: Array, rates: Array | None = None
+                   ) -> tuple[TrainState, dict]:
         key, k_rows, k_drop = jax.random.split(state.key, 3)
         rows = data.sample_train_rows(k_rows, d.batch_size, lo, hi, lookback=d.lookback,
                                       delay=d.delay, strict=d.strict_targets)
+        if batch_sharding is not None:
+            rows = jax.lax.with_sharding_constraint(rows, batch_sharding)
         xs, y = data.windows(series, rows, lookback=d.lookback, step=d.step, delay=d.delay,
                              target_col=target_col, reverse=d.reverse)
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, xs, y, k_drop)
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, xs, y, k_drop, rates)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state, state.step + 1, key), {"loss": loss}
@@ -106,20 +116,23 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int
 
 
 def make_train_epoch(config: Config, bounds: tuple[int, int], target_col: int, *,
-                     progress: Callable[[int], None] | None = None, jit: bool = True):
-    """Return ``train_epoch(state, series) -> (state, {"loss": [steps_per_epoch]})``: one jitted scan.
+                     progress: Callable[[int], None] | None = None, jit: bool = True,
+                     batch_sharding: Any = None):
+    """Return ``train_epoch(state, series, rates=None) -> (state, {"loss": [steps_per_epoch]})``.
+
+    One ``lax.scan`` of ``make_train_step`` steps (``rates`` and ``batch_sharding``: see there).
 
     Args:
       progress: optional host callback given the 1-based step within the epoch (a progress bar);
         called through ``jax.debug.callback``, so it costs one cheap host call per step.
       jit: wrap in ``jax.jit`` (sweeps pass False and jit their own vmapped version).
     """
-    step_fn = make_train_step(config, bounds, target_col)
+    step_fn = make_train_step(config, bounds, target_col, batch_sharding=batch_sharding)
     steps = config.train.steps_per_epoch
 
-    def train_epoch(state: TrainState, series: Array):
+    def train_epoch(state: TrainState, series: Array, rates: Array | None = None):
         def body(state, i):
-            state, metrics = step_fn(state, series)
+            state, metrics = step_fn(state, series, rates)
             if progress is not None:
                 jax.debug.callback(progress, i + 1)
             return state, metrics

@@ -1,0 +1,137 @@
+"""Devices and hosts: a ``jax.sharding.Mesh`` for sweeps and data parallelism, and multi-host start-up.
+
+A mesh has up to two named axes (docs/scaling.md):
+
+- ``"data"``: each training batch ``[B, ...]`` is split over the axis's devices. The train step constrains
+  its drawn end rows with ``NamedSharding(mesh, P("data"))`` (``train.make_train_step(batch_sharding=)``);
+  XLA's SPMD partitioner then runs forward and backward on ``B / n`` rows per device and all-reduces the
+  gradients. Parameters and optimiser state are replicated. Needs ``B % n == 0``.
+- ``"sweep"``: the leading member axis ``[S, ...]`` of a sweep's stacked state is split over the devices,
+  so each device trains ``S / n`` members (no communication). Needs ``S % n == 0``.
+
+Both together form a 2-D mesh (``{"sweep": 2, "data": 2}``): the vmap over members is given
+``spmd_axis_name="sweep"`` so the batch constraint inside it becomes ``P("sweep", "data")``.
+
+Arrays are placed with ``jax.make_array_from_callback`` from host copies that every process computes
+identically (same seeds), which is also how they are placed across hosts. Only process 0 writes files.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+AXES = ("sweep", "data")
+
+
+def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> dict:
+    """Start JAX's multi-host runtime (``jax.distributed.initialize``) and return who we are.
+
+    With no arguments JAX reads its cluster environment: SLURM (``SLURM_*``), Open MPI
+    (``OMPI_*``), Cloud TPU pod slices (TPU metadata), and ``JAX_COORDINATOR_ADDRESS`` /
+    ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` for a hand-made launch. Call it once per process,
+    before any other JAX call. Calling it with one process and nothing configured is skipped.
+    """
+    explicit = coordinator_address or num_processes or process_id is not None
+    env = os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("SLURM_JOB_ID") \
+        or os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("TPU_WORKER_HOSTNAMES")
+    if explicit or env:
+        jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                                   process_id=process_id)
+    return {"process_id": jax.process_index(), "processes": jax.process_count(),
+            "local_devices": jax.local_device_count(), "devices": jax.device_count()}
+
+
+def parse_mesh(text: str | None) -> dict[str, int] | None:
+    """Parse ``"sweep=2,data=2"`` (``-1`` or ``all`` = every remaining device) into an axis dict."""
+    if not text:
+        return None
+    shape = {}
+    for part in text.split(","):
+        name, sep, size = part.partition("=")
+        name = name.strip()
+        if not sep or name not in AXES or name in shape:
+            raise ValueError(f"--mesh: expected AXIS=SIZE pairs with AXIS in {AXES}, got {text!r}")
+        try:
+            shape[name] = -1 if size.strip() in ("-1", "all") else int(size)
+        except ValueError:
+            raise ValueError(f"--mesh: {size!r} is not a device count") from None
+    return shape
+
+
+def make_mesh(shape: Mapping[str, int], devices=None) -> Mesh:
+    """Build a mesh with named axes from ``{"sweep": n, "data": m}`` (one size may be -1).
+
+    Raises:
+      ValueError: the sizes do not multiply to the number of devices.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    names = [a for a in AXES if a in shape]
+    sizes = [shape[a] for a in names]
+    if not names:
+        raise ValueError(f"mesh: name at least one axis of {AXES}")
+    if sizes.count(-1) > 1:
+        raise ValueError("mesh: only one axis size may be -1")
+    if -1 in sizes:
+        rest = int(np.prod([s for s in sizes if s != -1]))
+        sizes[sizes.index(-1)] = len(devices) // max(rest, 1)
+    if int(np.prod(sizes)) != len(devices) or min(sizes) < 1:
+        raise ValueError(f"mesh {dict(zip(names, sizes))} needs {int(np.prod(sizes))} devices, "
+                         f"but {len(devices)} are available ({jax.default_backend()})")
+    return Mesh(np.asarray(devices).reshape(sizes), tuple(names))
+
+
+def axis_size(mesh: Mesh | None, name: str) -> int:
+    """Number of devices along ``name`` (1 when the mesh or the axis is absent)."""
+    return 1 if mesh is None or name not in mesh.axis_names else int(mesh.shape[name])
+
+
+def check_divisible(mesh: Mesh | None, *, batch_size: int, members: int) -> None:
+    """Raise a clear error when the batch or the member count does not split evenly over the mesh."""
+    n_data, n_sweep = axis_size(mesh, "data"), axis_size(mesh, "sweep")
+    if batch_size % n_data:
+        raise ValueError(f"batch size {batch_size} is not divisible by the {n_data} devices of the mesh's "
+                         f"'data' axis: choose a batch size that is a multiple of {n_data}")
+    if members % n_sweep:
+        raise ValueError(f"{members} sweep members cannot be split over the {n_sweep} devices of the "
+                         f"mesh's 'sweep' axis: use a multiple of {n_sweep} members")
+
+
+def batch_sharding(mesh: Mesh | None) -> NamedSharding | None:
+    """The sharding of a batch's leading axis over ``"data"`` (None without a data axis)."""
+    return NamedSharding(mesh, P("data")) if axis_size(mesh, "data") > 1 else None
+
+
+def place(tree, mesh: Mesh | None, *, stacked: bool):
+    """Put host arrays on the mesh: leading axis over ``"sweep"`` if ``stacked``, else replicated.
+
+    Works across hosts: each process supplies the slices its devices hold, from its own full copy.
+    """
+    if mesh is None:
+        return jax.tree.map(jax.numpy.asarray, tree)
+    spec = P("sweep") if stacked and "sweep" in mesh.axis_names else P()
+    sharding = NamedSharding(mesh, spec)
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+    return jax.tree.map(put, tree)
+
+
+def to_host(tree):
+    """Return numpy copies of a tree of (possibly sharded, possibly multi-host) arrays."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        return multihost_utils.process_allgather(tree, tiled=True)
+    return jax.tree.map(np.asarray, tree)
+
+
+def is_main() -> bool:
+    """True on the process that writes files (process 0)."""
+    return jax.process_index() == 0

@@ -1,0 +1,436 @@
+"""Train many models in one compiled program: ``jax.vmap`` over a leading sweep axis ``[S, ...]``.
+
+Per member ``k`` the vmapped arrays are its whole ``TrainState`` (params and PRNG key from its seed,
+exactly as ``train.init_state``; learning rate and RMSprop rho in ``opt_state.hyperparams`` of
+``optax.inject_hyperparams``) and its dropout rates ``rates[k] [L, 2]`` (dropout, recurrent dropout per
+layer, passed to the model as arrays). The compiled program is ``jit(vmap(train_epoch, in_axes=(0, None,
+0)))`` with the very ``train_epoch`` that ``train.fit`` uses; the series is shared, each member draws
+its own batches and dropout masks from its own key, so member ``k`` follows the same trajectory as
+``fit`` on its configuration alone (tests/test_sweep.py).
+
+Static structure (cells, units, layers, GRU form, window, batch, steps per epoch) cannot be vmapped:
+members that differ in it are split into groups automatically, one compiled program each
+(``group_members``; the grouping is logged and listed in ``sweep.json``). Early stopping masks: after
+each epoch a stopped member's state is put back with ``jnp.where(active, new, old)``; nothing is
+recompiled, and the stopped member still costs compute until its group ends.
+
+Layout of ``out``::
+
+    sweep.json, stats.json       members (name, group, config) and the training-split statistics
+    groups/gN/                   one stacked checkpoint per epoch (``checkpoint.save`` of a SweepState:
+                                 the live states, each member's best state, best MAE, patience counter,
+                                 active mask); ``--resume`` continues from it
+    members/<name>/              each member's best state as an ordinary run directory (config.json,
+                                 history, loss.png, checkpoints/ with BEST): ``jena-rnn evaluate`` works
+    results.md, results.csv      the leaderboard, sorted by best validation MAE in the target's units
+    val_curves.png               validation MAE per epoch of every member
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jena_rnn import checkpoint, data, distributed, report, train
+from jena_rnn.config import Config, lecture_config, to_dict
+
+# axis name -> (where it lives, field, type); lr/rho/rates/seed are vmapped, the rest make groups
+AXES = {"lr": ("optim", "learning_rate", float), "rho": ("optim", "decay", float),
+        "dropout": ("layer", "dropout", float), "recurrent_dropout": ("layer", "recurrent_dropout", float),
+        "units": ("layer", "units", int), "reset_after": ("layer", "reset_after", bool),
+        "cell": ("layer", "cell", str)}
+LOG_UNIFORM = {"lr"}  # random search draws these log-uniformly from a LO:HI range
+
+
+class SweepState(NamedTuple):
+    """A group's stacked training state, checkpointed whole (every leaf has a leading ``[S]`` axis)."""
+
+    train: train.TrainState  # the live states
+    best: train.TrainState  # each member's state at its best validation MAE so far
+    best_val: jax.Array  # float32 [S] best validation MAE (normalised; inf before the first epoch)
+    stale: jax.Array  # int32 [S] epochs since the last improvement
+    active: jax.Array  # bool [S] still training (False: early-stopped, finished or diverged)
+
+
+# ------------------------------------------------------------------------------------------- members
+def set_axis(config: Config, axis: str, value) -> Config:
+    """Return ``config`` with one sweep axis set (layer axes apply to every layer)."""
+    where, name, cast = AXES[axis]
+    value = cast(value)
+    if where == "optim":
+        return dataclasses.replace(config, optim=dataclasses.replace(config.optim, **{name: value}))
+    layers = tuple(dataclasses.replace(layer, **{name: value}) for layer in config.model.layers)
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, layers=layers))
+
+
+def expand(base: Config, axes: dict[str, list | tuple], *, seeds: int = 1, samples: int | None = None,
+           sample_seed: int = 0) -> list[Config]:
+    """Expand a grid (every combination of the ``axes`` lists) or a random search into member configs.
+
+    Args:
+      axes: name (a key of ``AXES``) -> list of values, or a ``(lo, hi)`` tuple: a range for random
+        search (log-uniform for ``LOG_UNIFORM`` axes, else uniform).
+      seeds: members per point, with ``train.seed`` = 0 .. seeds-1 (initialisation and data order).
+      samples: None = grid; N = N random points (lists are sampled uniformly, ranges continuously).
+    """
+    unknown = set(axes) - set(AXES)
+    if unknown:
+        raise ValueError(f"unknown sweep axes {sorted(unknown)}; choose from {sorted(AXES)}")
+    points: list[dict] = []
+    if samples is None:
+        ranges = [a for a, v in axes.items() if isinstance(v, tuple)]
+        if ranges:
+            raise ValueError(f"ranges LO:HI for {ranges} need random search (--samples N)")
+        points = [dict(zip(axes, vals)) for vals in itertools.product(*axes.values())]
+    else:
+        rng = np.random.default_rng(sample_seed)
+        for _ in range(samples):
+            point = {}
+            for a, v in axes.items():
+                if not isinstance(v, tuple):
+                    point[a] = v[rng.integers(len(v))]
+                elif a in LOG_UNIFORM:
+                    point[a] = float(np.exp(rng.uniform(np.log(v[0]), np.log(v[1]))))
+                else:
+                    point[a] = float(rng.uniform(v[0], v[1]))
+            points.append(point)
+    configs = []
+    for point in points:
+        cfg = base
+        for a, v in point.items():
+            cfg = set_axis(cfg, a, v)
+        for s in range(seeds):
+            configs.append(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=s)))
+    return configs
+
+
+def static_key(config: Config) -> Config:
+    """``config`` with every vmappable field neutralised: members with equal keys share one program."""
+    cfg = config
+    for axis, value in (("lr", 1e-3), ("rho", 0.9), ("dropout", 0.0), ("recurrent_dropout", 0.0)):
+        cfg = set_axis(cfg, axis, value)
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0, epochs=1, patience=None))
+
+
+def group_members(configs: list[Config]) -> list[list[int]]:
+    """Split member indices into groups of equal static structure (first-seen order)."""
+    groups: dict[Config, list[int]] = {}
+    for k, cfg in enumerate(configs):
+        groups.setdefault(static_key(cfg), []).append(k)
+    return list(groups.values())
+
+
+def group_label(config: Config) -> str:
+    """A short name for a group's structure, e.g. ``gru32-reset_before``."""
+    parts = [f"{l.cell}{l.units}" + ("-bi" if l.bidirectional else "")
+             + (f"-reset_{'after' if l.reset_after else 'before'}" if l.cell == "gru" else "")
+             for l in config.model.layers]
+    return "+".join(parts) or config.model.kind
+
+
+# ------------------------------------------------------------------------------------- programs
+def init_states(configs: list[Config], in_features: int) -> train.TrainState:
+    """Stack ``train.init_state`` of each member (same seeds, hence same params as ``fit``)."""
+    states = []
+    for cfg in configs:
+        st = train.init_state(cfg, jax.random.PRNGKey(cfg.train.seed), in_features)
+        states.append(st._replace(opt_state=_set_hypers(st.opt_state, cfg)))
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *states)
+
+
+def _set_hypers(opt_state, cfg: Config):
+    """Write lr and rho into the ``inject_hyperparams`` state (also inside a clipping chain)."""
+    if isinstance(opt_state, tuple) and not hasattr(opt_state, "hyperparams"):
+        return type(opt_state)(_set_hypers(s, cfg) for s in opt_state)
+    if hasattr(opt_state, "hyperparams"):
+        hp = dict(opt_state.hyperparams)
+        for name, value in (("learning_rate", cfg.optim.learning_rate), ("decay", cfg.optim.decay)):
+            if name in hp:
+                hp[name] = jnp.asarray(value, jnp.asarray(hp[name]).dtype)
+        return opt_state._replace(hyperparams=hp)
+    return opt_state
+
+
+def member_rates(configs: list[Config]) -> np.ndarray | None:
+    """Return ``rates [S, L, 2]`` (dropout, recurrent dropout per layer), or None if all are 0."""
+    rates = np.asarray([[(l.dropout, l.recurrent_dropout) for l in c.model.layers] for c in configs],
+                       np.float32)
+    return rates if rates.any() else None
+
+
+@functools.lru_cache(maxsize=16)
+def make_sweep_epoch(config: Config, bounds: tuple[int, int], target_col: int, *, mesh=None) -> Callable:
+    """Return jitted ``sweep_epoch(states [S], series, rates [S, L, 2] | None, active [S])``.
+
+    It runs ``jit(vmap(train_epoch, in_axes=(0, None, 0)))`` and keeps a member's old state where
+    ``active`` is False. With a mesh, the batch is split over ``"data"`` and the vmap is told that the
+    member axis lives on ``"sweep"`` (``jena_rnn.distributed``). Cached on its (hashable) arguments,
+    so a resumed or repeated group in the same process reuses the compiled program.
+    Returns ``(states, {"loss": [S, steps_per_epoch]})``.
+    """
+    epoch = train.make_train_epoch(config, bounds, target_col, jit=False,
+                                   batch_sharding=distributed.batch_sharding(mesh))
+    spmd = "sweep" if distributed.axis_size(mesh, "sweep") > 1 else None
+    vmapped = jax.vmap(epoch, in_axes=(0, None, 0), spmd_axis_name=spmd)
+
+    def sweep_epoch(states, series, rates, active):
+        new, metrics = vmapped(states, series, rates)
+        keep = lambda a, b: jnp.where(active.reshape(active.shape + (1,) * (a.ndim - 1)), a, b)
+        return jax.tree.map(keep, new, states), metrics
+
+    return jax.jit(sweep_epoch)
+
+
+@functools.lru_cache(maxsize=16)
+def make_sweep_evaluate(config: Config, target_col: int) -> Callable:
+    """Return jitted ``evaluate(params [S], series, rows, valid) -> (sum |err| [S], count [S])``."""
+    return jax.jit(jax.vmap(train.make_evaluate(config, target_col), in_axes=(0, None, None, None)))
+
+
+# ---------------------------------------------------------------------------------------- the loop
+def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_dir: Path | None = None, *,
+              resume: bool = False, mesh=None, log: Callable[[str], None] | None = print
+              ) -> tuple[SweepState, list[dict]]:
+    """Train one group of structurally equal members together; return the state and per-member results.
+
+    Each result: ``{"name", "history" (rows as train.fit's), "best_epoch", "best_val_mae",
+    "status" ("finished" | "early-stopped" | "diverged")}``. A diverged member (non-finite loss) is
+    stopped and reported, the others go on.
+    """
+    base = static_key(configs[0])  # the programs read only static fields: hashable, so cached
+    S, scale = len(configs), float(ds.stats.std[ds.target_col])
+    distributed.check_divisible(mesh, batch_size=base.data.batch_size, members=S)
+    epochs = np.asarray([c.train.epochs for c in configs])
+    patience = np.asarray([c.train.patience or 10**9 for c in configs])
+    st = init_states(configs, ds.series.shape[1])
+    sw = SweepState(st, st, np.full(S, np.inf, np.float32), np.zeros(S, np.int32), np.ones(S, bool))
+    results = [{"name": n, "history": [], "best_epoch": None, "best_val_mae": float("inf"),
+                "status": "running"} for n in names]
+    if group_dir is not None and checkpoint.latest(group_dir) is not None:
+        if not resume:
+            raise FileExistsError(f"{group_dir} already holds checkpoints: pass resume=True (--resume)")
+        sw, meta = checkpoint.restore(group_dir, distributed.to_host(sw), which="latest")
+        results = meta["history"]
+        if [r["name"] for r in results] != names:
+            raise ValueError(f"cannot resume {group_dir}: its members {[r['name'] for r in results]} "
+                             f"differ from {names}")
+        for r, e in zip(results, epochs):  # finished members go on when epochs grew
+            if r["status"] == "finished" and len(r["history"]) < e:
+                r["status"] = "running"
+        sw = sw._replace(active=np.asarray([r["status"] == "running" for r in results]))
+    series = distributed.place(ds.series, mesh, stacked=False)
+    rates = member_rates(configs)
+    rates = None if rates is None else distributed.place(rates, mesh, stacked=True)
+    sweep_epoch = make_sweep_epoch(base, ds.train, ds.target_col, mesh=mesh)
+    evaluate = make_sweep_evaluate(base, ds.target_col)
+    rows, valid = train.split_rows(base, ds.val)
+    sw = distributed.place(sw, mesh, stacked=True)
+    done = max((len(r["history"]) for r in results), default=0)
+    for epoch in range(done + 1, int(epochs.max()) + 1):
+        active = np.asarray(distributed.to_host(sw.active))
+        if not active.any():
+            break
+        t0 = time.perf_counter()
+        live, metrics = sweep_epoch(sw.train, series, rates, sw.active)
+        losses = distributed.to_host(metrics["loss"]).mean(axis=1)  # blocks until the epoch is done
+        t_train = time.perf_counter() - t0
+        total, count = distributed.to_host(evaluate(live.params, series, rows, valid))
+        val = total / np.maximum(count, 1)
+        improved = active & np.isfinite(val) & (val < np.asarray(distributed.to_host(sw.best_val)))
+        stale = np.where(improved, 0, np.asarray(distributed.to_host(sw.stale)) + active)
+        still = active.copy()
+        for k in np.flatnonzero(active):
+            r, steps = results[k], base.train.steps_per_epoch
+            r["history"].append({"epoch": epoch, "train_mae": float(losses[k]), "val_mae": float(val[k]),
+                                 "train_mae_degC": float(losses[k]) * scale, "val_mae_degC": float(val[k]) * scale,
+                                 "train_seconds": t_train, "step_ms": 1e3 * t_train / steps,
+                                 "epoch_seconds": time.perf_counter() - t0})
+            if improved[k]:
+                r["best_epoch"], r["best_val_mae"] = epoch, float(val[k])
+            if not (np.isfinite(losses[k]) and np.isfinite(val[k])):
+                r["status"], still[k] = "diverged", False
+            elif stale[k] >= patience[k]:
+                r["status"], still[k] = "early-stopped", False
+            elif epoch >= epochs[k]:
+                r["status"], still[k] = "finished", False
+        mask = jnp.asarray(improved)
+        best = jax.tree.map(lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b),
+                            live, sw.best)
+        sw = SweepState(live, best, np.where(improved, val, distributed.to_host(sw.best_val)).astype(np.float32),
+                        stale.astype(np.int32), still)
+        sw = distributed.place(distributed.to_host(sw), mesh, stacked=True)
+        if group_dir is not None and distributed.is_main():
+            checkpoint.save(group_dir, distributed.to_host(sw), epoch=epoch, history=results,
+                            config={"members": [to_dict(c) for c in configs]}, is_best=False)
+        if log is not None:
+            best_k = int(np.nanargmin(np.where(active, val, np.nan)))
+            log(f"{group_dir.name if group_dir else 'group'} epoch {epoch:3d}: {int(active.sum())}/{S} active, "
+                f"{1e3 * t_train / base.train.steps_per_epoch:.1f} ms per vmapped step; best this epoch "
+                f"{names[best_k]} val MAE {val[best_k] * scale:.3f} °C")
+    return sw, results
+
+
+def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, *, names: list[str] | None = None,
+        resume: bool = False, mesh=None, log: Callable[[str], None] | None = print) -> list[dict]:
+    """Train every member (grouped automatically); write the run tree and leaderboard into ``out``.
+
+    Returns:
+      The leaderboard: one dict per member, sorted by best validation MAE (°C for the Jena target),
+      with its group, varied values, best epoch, epochs run and status.
+    """
+    names = names or [f"m{k:03d}" for k in range(len(configs))]
+    groups = group_members(configs)
+    out = None if out is None else Path(out)
+    plan = [{"group": f"g{g}", "structure": group_label(configs[idx[0]]), "members": [names[k] for k in idx]}
+            for g, idx in enumerate(groups)]
+    if log is not None:
+        log(f"sweep: {len(configs)} members in {len(groups)} group(s): "
+            + "; ".join(f"{p['group']} {p['structure']} x{len(p['members'])}" for p in plan))
+    if out is not None and distributed.is_main():
+        manifest = {"groups": plan, "members": [{"name": n, "config": to_dict(c)} for n, c in zip(names, configs)]}
+        if (out / "sweep.json").is_file():
+            saved = json.loads((out / "sweep.json").read_text())
+            if not resume:
+                raise FileExistsError(f"{out} already holds a sweep: pass resume=True (--resume) or another --out")
+            if json.loads(json.dumps(manifest["members"])) != _without_epochs(saved["members"], manifest["members"]):
+                raise ValueError(f"cannot resume {out}: its sweep.json lists other members or configurations")
+        report.write_json(out / "sweep.json", manifest)
+        report.write_json(out / "stats.json", train._stats_json(ds))
+    scale = float(ds.stats.std[ds.target_col])
+    board = []
+    for g, idx in enumerate(groups):
+        group_cfgs, group_names = [configs[k] for k in idx], [names[k] for k in idx]
+        gdir = None if out is None else out / "groups" / f"g{g}"
+        sw, results = fit_group(group_cfgs, group_names, ds, gdir, resume=resume, mesh=mesh, log=log)
+        best = distributed.to_host(sw.best)
+        for j, (cfg, r) in enumerate(zip(group_cfgs, results)):
+            if out is not None and distributed.is_main() and r["best_epoch"] is not None:
+                _export_member(out / "members" / r["name"], cfg, jax.tree.map(lambda x: x[j], best), r, ds)
+            board.append({"rank": 0, "member": r["name"], "group": f"g{g}", "structure": group_label(cfg),
+                          **_values(cfg), "best_epoch": r["best_epoch"],
+                          "best_val_mae": r["best_val_mae"], "best_val_mae_degC": r["best_val_mae"] * scale,
+                          "epochs_run": len(r["history"]), "status": r["status"], "history": r["history"]})
+    board.sort(key=lambda b: (not np.isfinite(b["best_val_mae"]), b["best_val_mae"]))
+    for i, b in enumerate(board, 1):
+        b["rank"] = i
+    if out is not None and distributed.is_main():
+        write_leaderboard(out, board)
+    return board
+
+
+def _without_epochs(saved: list[dict], now: list[dict]) -> list[dict]:
+    """``saved`` members with ``train.epochs`` taken from ``now`` (a resumed sweep may train longer)."""
+    saved = json.loads(json.dumps(saved))
+    for s, n in zip(saved, now):
+        s["config"]["train"]["epochs"] = n["config"]["train"]["epochs"]
+    return saved
+
+
+def _values(cfg: Config) -> dict:
+    layer = lambda name: "/".join(str(getattr(l, name)) for l in cfg.model.layers)
+    return {"lr": cfg.optim.learning_rate, "rho": cfg.optim.decay, "dropout": layer("dropout"),
+            "recurrent_dropout": layer("recurrent_dropout"), "seed": cfg.train.seed}
+
+
+def _export_member(mdir: Path, cfg: Config, best_state, result: dict, ds: data.Dataset) -> None:
+    """Write a member's best state as an ordinary run directory (usable by ``jena-rnn evaluate``)."""
+    epoch = result["best_epoch"]
+    if checkpoint.latest(mdir) is not None and checkpoint.latest(mdir) >= epoch:
+        return  # already exported (a resumed sweep without a better epoch)
+    history = [h for h in result["history"]]
+    checkpoint.save(mdir, best_state, epoch=epoch, history=history, config=to_dict(cfg), is_best=True)
+    report.write_json(mdir / "stats.json", train._stats_json(ds))
+    report.write_history(mdir, history)
+
+
+LEADERBOARD = ("rank", "member", "group", "structure", "lr", "rho", "dropout", "recurrent_dropout", "seed",
+               "best_epoch", "best_val_mae", "best_val_mae_degC", "epochs_run", "status")
+
+
+def write_leaderboard(out: Path, board: list[dict]) -> None:
+    """Write ``results.csv``, ``results.md`` (sorted by best validation MAE) and ``val_curves.png``."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LEADERBOARD, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(board)
+    report.write_atomic(out / "results.csv", buf.getvalue().encode())
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(LEADERBOARD) + " |", "|" + "---|" * len(LEADERBOARD)]
+    lines += ["| " + " | ".join(fmt(b[c]) for c in LEADERBOARD) + " |" for b in board]
+    text = (f"# Sweep leaderboard ({len(board)} members)\n\nSorted by best validation MAE; "
+            "`best_val_mae` is normalised, `_degC` in the target's units.\n\n" + "\n".join(lines) + "\n")
+    report.write_atomic(out / "results.md", text.encode())
+    plot_curves(board, out / "val_curves.png")
+
+
+def plot_curves(board: list[dict], path: Path, *, top: int = 10) -> None:
+    """Plot every member's validation MAE per epoch (the best ``top`` labelled)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for b in board:
+        h = b["history"]
+        ax.plot([r["epoch"] for r in h], [r["val_mae_degC"] for r in h], alpha=0.8 if b["rank"] <= top else 0.3,
+                label=f"{b['member']} lr={b['lr']:.2g} rd={b['recurrent_dropout']} s={b['seed']}"
+                if b["rank"] <= top else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation MAE (°C)")
+    ax.set_title(f"Validation MAE of {len(board)} sweep members")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = __import__("io").BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    report.write_atomic(path, buf.getvalue())
+
+
+# ------------------------------------------------------------------------------------- command line
+def parse_axis(text: str, axis: str):
+    """Parse ``a,b,c`` into a list or ``lo:hi`` into a range tuple (for ``--samples``)."""
+    cast = AXES[axis][2]
+    cast = (lambda t: t.strip().lower() in ("1", "true", "yes", "after")) if cast is bool else cast
+    try:
+        if ":" in text:
+            lo, hi = (float(t) for t in text.split(":"))
+            if not lo < hi:
+                raise ValueError(f"empty range {text!r}")
+            return (lo, hi)
+        return [cast(t) for t in text.split(",")]
+    except ValueError as e:
+        raise ValueError(f"--{axis.replace('_', '-')}: {e}") from None
+
+
+def command(args: Any, data_cfg) -> dict:
+    """Run ``jena-rnn sweep`` from parsed arguments (``cli.build_parser``) and the data config."""
+    base = lecture_config(args.model)
+    base = dataclasses.replace(base, data=dataclasses.replace(data_cfg, reverse=base.data.reverse),
+                               train=dataclasses.replace(base.train, **{k: v for k, v in {
+                                   "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+                                   "patience": args.patience}.items() if v is not None}))
+    axes = {a: parse_axis(getattr(args, a), a) for a in AXES if getattr(args, a, None) is not None}
+    configs = expand(base, axes, seeds=args.seeds, samples=args.samples, sample_seed=args.sample_seed)
+    mesh = None
+    if args.distributed:
+        distributed.initialize()
+    if args.mesh:
+        mesh = distributed.make_mesh(distributed.parse_mesh(args.mesh))
+    from jena_rnn.runs import load_data
+
+    log = None if args.quiet else (lambda m: print(m, file=__import__("sys").stderr, flush=True))
+    board = run(configs, load_data(base.data, quiet=args.quiet), args.out, resume=args.resume, mesh=mesh, log=log)
+    top = [{k: b[k] for k in LEADERBOARD} for b in board[:5]]
+    return {"out": args.out, "members": len(board), "groups": len({b["group"] for b in board}), "top": top}

@@ -1,0 +1,105 @@
+"""Sweeps: member k of a vmapped sweep equals its configuration trained alone; grouping, masking, resume, CLI."""
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from jena_rnn import checkpoint, cli, data, sweep, train
+from jena_rnn.config import LayerConfig
+
+from tiny import TINY_DATA, tiny_config
+
+TIMING = {"train_seconds", "step_ms", "epoch_seconds"}
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("JENA_RNN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return data.load_dataset(TINY_DATA)
+
+
+def _member(lr, dropout, rec, seed, epochs=2, **kw):
+    cfg = tiny_config(units=8, epochs=epochs, steps=4, seed=seed, dropout=dropout, recurrent_dropout=rec, **kw)
+    return dataclasses.replace(cfg, optim=dataclasses.replace(cfg.optim, learning_rate=lr))
+
+
+# different learning rates, dropout rates (one member without any) and seeds
+MEMBERS = [_member(1e-3, 0.0, 0.0, 0), _member(3e-3, 0.2, 0.0, 1), _member(1e-2, 0.1, 0.5, 2)]
+
+
+def test_member_equals_single_run(ds):
+    """STYLE test 8: each member's losses and final parameters equal train.fit on its config alone."""
+    sw, results = sweep.fit_group(MEMBERS, ["a", "b", "c"], ds, log=None)
+    for k, cfg in enumerate(MEMBERS):
+        alone, history = train.fit(cfg, ds, log=None)
+        for h, g in zip(history, results[k]["history"], strict=True):
+            np.testing.assert_allclose([g["train_mae"], g["val_mae"]], [h["train_mae"], h["val_mae"]], rtol=1e-4)
+        member = jax.tree.map(lambda x: np.asarray(x)[k], sw.train)
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), member.params,
+                     jax.tree.map(np.asarray, alone.params))
+        assert float(member.opt_state.hyperparams["learning_rate"]) == pytest.approx(cfg.optim.learning_rate)
+        assert results[k]["status"] == "finished"
+
+
+def test_grid_random_search_and_groups():
+    base = tiny_config(units=8)
+    grid = sweep.expand(base, {"lr": [1e-4, 1e-3], "recurrent_dropout": [0.0, 0.5]}, seeds=3)
+    assert len(grid) == 12 and [c.train.seed for c in grid[:3]] == [0, 1, 2]
+    assert {(c.optim.learning_rate, c.model.layers[0].recurrent_dropout) for c in grid} == \
+        {(a, b) for a in (1e-4, 1e-3) for b in (0.0, 0.5)}
+    assert sweep.group_members(grid) == [list(range(12))]  # everything vmappable: one program
+    rand = sweep.expand(base, {"lr": (1e-4, 1e-2), "dropout": (0.0, 0.5), "units": [4, 8]}, samples=40)
+    lrs = np.log10([c.optim.learning_rate for c in rand])
+    assert lrs.min() >= -4 and lrs.max() <= -2 and (lrs < -3).any() and (lrs > -3).any()  # log-uniform
+    assert all(0 <= c.model.layers[0].dropout <= 0.5 for c in rand)
+    groups = sweep.group_members(rand)  # unit counts cannot be vmapped: two groups
+    assert len(groups) == 2 and sorted(len(g) for g in groups) == sorted(
+        [sum(c.model.layers[0].units == u for c in rand) for u in (4, 8)])
+    forms = sweep.expand(base, {"reset_after": [False, True]})
+    assert [sweep.group_label(c) for c in forms] == ["gru8-reset_before", "gru8-reset_after"]
+    with pytest.raises(ValueError, match="--samples"):
+        sweep.expand(base, {"lr": (1e-4, 1e-2)})
+
+
+def test_stopped_member_is_frozen_by_masking(ds):
+    """A member whose epochs are done keeps its state while the others train on (no recompilation)."""
+    short = _member(1e-3, 0.0, 0.2, 0, epochs=1)
+    # three members, like test_member_equals_single_run, so the cached compiled program is reused
+    sw, results = sweep.fit_group([short, *MEMBERS[1:]], ["short", "b", "c"], ds, log=None)
+    assert np.asarray(sw.train.step).tolist() == [4, 8, 8]
+    assert [len(r["history"]) for r in results] == [1, 2, 2]
+    assert [r["status"] for r in results] == ["finished"] * 3
+
+
+TINY = ["--synthetic-rows", "4000", "--lookback", "120", "--step", "6", "--delay", "24",
+        "--batch-size", "16", "--splits", "0:2000,2001:3000,3001:"]
+
+
+def test_cli_sweep_leaderboard_and_resume(tmp_path, capsys):
+    args = ["sweep", "--model", "gru", "--units", "4", "--lr", "1e-3,1e-2", "--recurrent-dropout", "0,0.3",
+            "--steps-per-epoch", "3", "--quiet", *TINY]
+    assert cli.main([*args, "--epochs", "2", "--out", str(tmp_path / "full")]) == 0
+    full = json.loads(capsys.readouterr().out)
+    assert full["members"] == 4 and full["groups"] == 1
+    assert cli.main([*args, "--epochs", "1", "--out", str(tmp_path / "part")]) == 0
+    with pytest.raises(SystemExit):  # an existing sweep is not overwritten silently
+        cli.main([*args, "--epochs", "1", "--out", str(tmp_path / "part")])
+    capsys.readouterr()
+    assert cli.main([*args, "--epochs", "2", "--out", str(tmp_path / "part"), "--resume"]) == 0
+    resumed = json.loads(capsys.readouterr().out)
+    key = lambda top: [(t["member"], t["best_epoch"], round(t["best_val_mae"], 6)) for t in top]
+    assert key(resumed["top"]) == key(full["top"])  # resuming gives the uninterrupted results
+    csv = (tmp_path / "full" / "results.csv").read_text().splitlines()
+    maes = [float(line.split(",")[10]) for line in csv[1:]]
+    assert maes == sorted(maes) and len(maes) == 4
+    assert (tmp_path / "full" / "results.md").is_file() and (tmp_path / "full" / "val_curves.png").is_file()
+    best = full["top"][0]
+    assert cli.main(["evaluate", str(tmp_path / "full" / "members" / best["member"]), "--split", "val"]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["epoch"] == best["best_epoch"] and ev["mae"] == pytest.approx(best["best_val_mae"], rel=1e-5)
