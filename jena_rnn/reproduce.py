@@ -148,3 +148,22 @@ def reproduce(out: str | Path, *, data: DataConfig | None = None, only: list[str
     plot_val_curves(out, [n for n in names if n != "naive"], naive)
     return {"out": str(out), "experiments": names,
             "best_val_mae": {r["experiment"]: r["best_val_mae"] for r in rows}}
+
+
+def experiment_main(name: str, config: Config | None = None, argv: list[str] | None = None) -> dict:
+    """Command line of one ``experiments/<name>.py`` script: ``[--quick] [--data FILE] [--out DIR]``."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=f"The lecture's {name} experiment (jena_rnn.reproduce)")
+    p.add_argument("--data", help="Jena-format CSV (default: the synthetic default)")
+    p.add_argument("--quick", action="store_true", help="2 epochs x 5 steps (smoke test)")
+    p.add_argument("--out", default="runs/experiments", help="parent of the run directory")
+    args = p.parse_args(argv)
+    config = config or lecture_config(name)
+    if args.data:
+        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=args.data))
+    if args.quick:
+        config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2, steps_per_epoch=5))
+    row = run_experiment(name, config, Path(args.out) / name)
+    print(json.dumps(row, indent=2))
+    return row
