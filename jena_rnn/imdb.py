@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ class IMDBConfig:
     batch_size: int = 128  # the lecture's
     validation_split: float = 0.2  # last fraction of the training reviews held out (Keras's)
     seed: int = 0  # init, epoch shuffles, dropout masks
-    synthetic_reviews: int = 5000  # reviews per split of the synthetic corpus
+    synthetic_reviews: int = 25_000  # reviews per split of the synthetic corpus (IMDB: 25,000)
     synthetic_seed: int = 0  # seed of the synthetic corpus
 
     def __post_init__(self) -> None:
@@ -180,7 +181,6 @@ def prepare(cfg: IMDBConfig, *, cache_dir=None, log=None) -> dict:
     """
     path = cfg.data
     if path is None:
-        import os
         root = Path(cache_dir or os.environ.get("JENA_RNN_CACHE") or Path.home() / ".cache" / "jena_rnn")
         path = root / f"imdb_synthetic_v1_n{cfg.synthetic_reviews}_seed{cfg.synthetic_seed}" / "aclImdb"
         if not path.is_dir():
