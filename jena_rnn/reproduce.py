@@ -21,7 +21,8 @@ from jena_rnn import report, runs
 from jena_rnn.config import Config, DataConfig, lecture_config
 
 EXPERIMENTS = ("naive", "mlp", "gru", "gru_dropout", "stacked_gru", "reversed_gru",
-               "bidirectional_gru", "lstm")
+               "bidirectional_gru", "lstm", "imdb_lstm")
+LECTURE_IMDB_VAL_ACC = 0.893  # section 6.2: Embedding(10000, 32) -> LSTM(32) -> Dense(1, sigmoid), 10 epochs
 
 # Best validation MAE (normalised) in the book's notebook (Deep Learning with Python, 1st ed., 6.3,
 # Keras 2.0.8); the LSTM is not in that section's notebook.
@@ -30,7 +31,8 @@ LECTURE_VAL_MAE = {"naive": 0.2897, "mlp": 0.299, "gru": 0.264, "gru_dropout": 0
 LECTURE_DEGC_PER_UNIT = 8.87  # the real file's temperature std (0.2897 <-> 2.57 °C)
 
 COLUMNS = ("experiment", "params", "epochs", "best_epoch", "best_val_mae", "best_val_mae_degC",
-           "test_mae", "test_mae_degC", "lecture_val_mae", "wall_seconds", "step_ms", "machine")
+           "test_mae", "test_mae_degC", "lecture_val_mae", "best_val_acc", "test_acc", "lecture_val_acc",
+           "wall_seconds", "step_ms", "machine")
 
 
 def machine() -> str:
@@ -47,21 +49,29 @@ def machine() -> str:
     return f"{os.cpu_count()}-core {cpu}, no accelerator, jax {jax.__version__}"
 
 
-def experiment_config(name: str, data: DataConfig, *, quick: bool = False) -> Config:
-    """Return the lecture's configuration of experiment ``name`` on ``data`` (``quick``: 2 x 5 steps)."""
+def experiment_config(name: str, data: DataConfig, *, quick: bool = False) -> Config | None:
+    """Return the lecture's configuration of experiment ``name`` on ``data`` (``quick``: 2 x 5 steps).
+
+    ``imdb_lstm`` has its own configuration (``jena_rnn.imdb.IMDBConfig``): None here.
+    """
+    if name == "imdb_lstm":
+        return None
     config = lecture_config(name, Config(data=data))
     if quick:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2, steps_per_epoch=5))
     return config
 
 
-def run_experiment(name: str, config: Config, run_dir: Path, *, quiet: bool = False) -> dict:
+def run_experiment(name: str, config: Config | None, run_dir: Path, *, quick: bool = False,
+                   quiet: bool = False) -> dict:
     """Run one experiment into ``run_dir`` unless its ``result.json`` exists; return its result row."""
     done = run_dir / "result.json"
     if done.is_file():
         return json.loads(done.read_text())
     t0 = time.perf_counter()
-    if config.model.kind == "naive":
+    if name == "imdb_lstm":
+        row = run_imdb(run_dir, quick=quick, quiet=quiet)
+    elif config.model.kind == "naive":
         b = runs.baseline(config.data, quiet=True)
         row = {"params": 0, "epochs": 0, "best_epoch": None, "best_val_mae": b["val_mae"],
                "best_val_mae_degC": b["val_mae_degC"], "test_mae": b["test_mae"],
@@ -79,6 +89,21 @@ def run_experiment(name: str, config: Config, run_dir: Path, *, quiet: bool = Fa
     return row
 
 
+def run_imdb(run_dir: Path, *, quick: bool, quiet: bool) -> dict:
+    """The lecture's IMDB LSTM (on the synthetic review corpus unless configured otherwise)."""
+    from jena_rnn import imdb
+
+    cfg = imdb.IMDBConfig()
+    if quick:
+        cfg = dataclasses.replace(cfg, synthetic_reviews=400, maxlen=64, max_features=2000, epochs=2)
+    s = imdb.run(cfg, run_dir, resume=True, quiet=quiet)
+    history = json.loads((run_dir / "history.json").read_text())
+    return {"params": s["params"], "epochs": s["epochs"], "best_epoch": s["best_epoch"],
+            "best_val_acc": s["best_val_acc"], "test_acc": s["test_acc"], "step_ms": s["step_ms_median"],
+            "lecture_val_acc": LECTURE_IMDB_VAL_ACC, "source": s["source"],
+            "wall_seconds": sum(h["epoch_seconds"] for h in history)}
+
+
 def results_markdown(rows: list[dict], *, source: str, quick: bool, data: DataConfig) -> str:
     """Render the results table beside the lecture's figures."""
     lines = [f"# Results: the lecture's experiments on {source}", "",
@@ -88,6 +113,8 @@ def results_markdown(rows: list[dict], *, source: str, quick: bool, data: DataCo
              "| lecture val MAE (°C) | wall | ms/step |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        if "best_val_acc" in r:
+            continue
         lec = r["lecture_val_mae"]
         lec_s = f"{lec:.3f} ({lec * LECTURE_DEGC_PER_UNIT:.2f})" if lec else "–"
         step = f"{r['step_ms']:.1f}" if r.get("step_ms") else "–"
@@ -98,6 +125,14 @@ def results_markdown(rows: list[dict], *, source: str, quick: bool, data: DataCo
               f"std. Validation: every window whose end row lies in {data.val} ({data.eval_mode} mode); the test "
               "MAE is that of the checkpoint with the best validation MAE. Lecture figures: Keras 2.0.8 on "
               "the real file, best validation MAE, °C = x 8.87.", ""]
+    for r in rows:
+        if "best_val_acc" in r:
+            lines += ["## Sequence classification (the lecture's IMDB LSTM)", "",
+                      "| experiment | data | params | epochs | best val accuracy | test accuracy (best ckpt) "
+                      "| lecture val accuracy | wall |", "|---|---|---|---|---|---|---|---|",
+                      f"| {r['experiment']} | {r['source']} | {r['params']:,} | {r['epochs']} | "
+                      f"{r['best_val_acc']:.3f} | {r['test_acc']:.3f} | {r['lecture_val_acc']:.3f} "
+                      f"| {r['wall_seconds'] / 60:.1f} min |", ""]
     return "\n".join(lines)
 
 
@@ -139,15 +174,17 @@ def reproduce(out: str | Path, *, data: DataConfig | None = None, only: list[str
     for name in names:
         if not quiet:
             print(f"== {name}", flush=True)
-        rows.append(run_experiment(name, experiment_config(name, data, quick=quick), out / name, quiet=quiet))
+        rows.append(run_experiment(name, experiment_config(name, data, quick=quick), out / name,
+                                   quick=quick, quiet=quiet))
     report.write_atomic(out / "results.csv", report.history_csv(
         [{k: r.get(k) for k in COLUMNS} for r in rows], COLUMNS).encode())
     source = data.path or f"the synthetic Jena default (seed {data.synthetic_seed}, {data.synthetic_rows:,} rows)"
     report.write_atomic(out / "results.md", results_markdown(rows, source=source, quick=quick, data=data).encode())
     naive = next((r["best_val_mae"] for r in rows if r["experiment"] == "naive"), None)
-    plot_val_curves(out, [n for n in names if n != "naive"], naive)
+    plot_val_curves(out, [n for n in names if n not in ("naive", "imdb_lstm")], naive)
     return {"out": str(out), "experiments": names,
-            "best_val_mae": {r["experiment"]: r["best_val_mae"] for r in rows}}
+            "best_val_mae": {r["experiment"]: r["best_val_mae"] for r in rows if "best_val_mae" in r},
+            "best_val_acc": {r["experiment"]: r["best_val_acc"] for r in rows if "best_val_acc" in r}}
 
 
 def experiment_main(name: str, config: Config | None = None, argv: list[str] | None = None) -> dict:
@@ -159,11 +196,15 @@ def experiment_main(name: str, config: Config | None = None, argv: list[str] | N
     p.add_argument("--quick", action="store_true", help="2 epochs x 5 steps (smoke test)")
     p.add_argument("--out", default="runs/experiments", help="parent of the run directory")
     args = p.parse_args(argv)
+    if name == "imdb_lstm":
+        row = run_experiment(name, None, Path(args.out) / name, quick=args.quick)
+        print(json.dumps(row, indent=2))
+        return row
     config = config or lecture_config(name)
     if args.data:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=args.data))
     if args.quick:
         config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2, steps_per_epoch=5))
-    row = run_experiment(name, config, Path(args.out) / name)
+    row = run_experiment(name, config, Path(args.out) / name, quick=args.quick)
     print(json.dumps(row, indent=2))
     return row

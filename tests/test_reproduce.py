@@ -18,15 +18,15 @@ def _cache(tmp_path_factory, monkeypatch):
 
 
 def test_quick_reproduce_artefacts_and_table(tmp_path):
-    only = ["naive", "gru", "reversed_gru"]
+    only = ["naive", "gru", "reversed_gru", "imdb_lstm"]
     reproduce.reproduce(tmp_path, data=TINY_DATA, only=only, quick=True, quiet=True)
-    for name in only[1:]:
+    for name in only[1:3]:
         for f in ("history.json", "history.csv", "loss.png", "result.json"):
             assert (tmp_path / name / f).is_file(), (name, f)
     assert (tmp_path / "val_mae.png").stat().st_size > 1000
     rows = list(csv.DictReader((tmp_path / "results.csv").open()))
     assert [r["experiment"] for r in rows] == only
-    for r in rows[1:]:
+    for r in rows[1:3]:
         history = json.loads((tmp_path / r["experiment"] / "history.json").read_text())
         assert int(r["epochs"]) == len(history) == 2
         assert float(r["best_val_mae"]) == pytest.approx(min(h["val_mae"] for h in history))
@@ -34,6 +34,9 @@ def test_quick_reproduce_artefacts_and_table(tmp_path):
     assert float(rows[0]["best_val_mae"]) == pytest.approx(naive["val_mae"])
     table = (tmp_path / "results.md").read_text()
     assert "Quick smoke run" in table and "| reversed_gru |" in table
+    imdb = json.loads((tmp_path / "imdb_lstm" / "history.json").read_text())
+    assert float(rows[3]["best_val_acc"]) == pytest.approx(max(h["val_acc"] for h in imdb))
+    assert "| imdb_lstm |" in table
 
     # a finished experiment is not rerun: its result file is reused as it is
     before = (tmp_path / "gru" / "result.json").read_text()
