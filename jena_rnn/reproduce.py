@@ -197,6 +197,8 @@ def experiment_main(name: str, config: Config | None = None, argv: list[str] | N
     p.add_argument("--out", default="runs/experiments", help="parent of the run directory")
     args = p.parse_args(argv)
     if name == "imdb_lstm":
+        if args.data:
+            p.error("--data: use `jena-rnn imdb --data imdb.npz|aclImdb --out DIR` for the real reviews")
         row = run_experiment(name, None, Path(args.out) / name, quick=args.quick)
         print(json.dumps(row, indent=2))
         return row
