@@ -6,7 +6,9 @@ exactly as ``train.init_state``; learning rate and RMSprop rho in ``opt_state.hy
 layer, passed to the model as arrays). The compiled program is ``jit(vmap(train_epoch, in_axes=(0, None,
 0)))`` with the very ``train_epoch`` that ``train.fit`` uses; the series is shared, each member draws
 its own batches and dropout masks from its own key, so member ``k`` follows the same trajectory as
-``fit`` on its configuration alone (tests/test_sweep.py).
+``fit`` on its configuration alone (tests/test_sweep.py). On a CPU the members are by default vmapped
+two at a time inside one ``lax.map`` (``chunk``; measured faster there than one vmap over all, same
+numbers: benchmarks/RESULTS.md "Sweeps").
 
 Static structure (cells, units, layers, GRU form, window, batch, steps per epoch) cannot be vmapped:
 members that differ in it are split into groups automatically, one compiled program each
@@ -27,10 +29,13 @@ Layout of ``out``::
 """
 from __future__ import annotations
 
+import csv
 import dataclasses
 import functools
+import io
 import itertools
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -167,22 +172,30 @@ def member_rates(configs: list[Config]) -> np.ndarray | None:
 
 
 @functools.lru_cache(maxsize=16)
-def make_sweep_epoch(config: Config, bounds: tuple[int, int], target_col: int, *, mesh=None) -> Callable:
+def make_sweep_epoch(config: Config, bounds: tuple[int, int], target_col: int, *, mesh=None,
+                     chunk: int | None = None) -> Callable:
     """Return jitted ``sweep_epoch(states [S], series, rates [S, L, 2] | None, active [S])``.
 
     It runs ``jit(vmap(train_epoch, in_axes=(0, None, 0)))`` and keeps a member's old state where
     ``active`` is False. With a mesh, the batch is split over ``"data"`` and the vmap is told that the
     member axis lives on ``"sweep"`` (``jena_rnn.distributed``). Cached on its (hashable) arguments,
     so a resumed or repeated group in the same process reuses the compiled program.
+    ``chunk``: vmap ``chunk`` members at a time inside a ``lax.map`` over the chunks (smaller live
+    buffers; see benchmarks/RESULTS.md "Sweeps"); None = vmap all members at once.
     Returns ``(states, {"loss": [S, steps_per_epoch]})``.
     """
     epoch = train.make_train_epoch(config, bounds, target_col, jit=False,
                                    batch_sharding=distributed.batch_sharding(mesh))
     spmd = "sweep" if distributed.axis_size(mesh, "sweep") > 1 else None
     vmapped = jax.vmap(epoch, in_axes=(0, None, 0), spmd_axis_name=spmd)
+    if chunk is not None and spmd is not None:
+        raise ValueError("chunk: member chunks cannot be combined with a sharded 'sweep' mesh axis")
 
     def sweep_epoch(states, series, rates, active):
-        new, metrics = vmapped(states, series, rates)
+        if chunk is None:
+            new, metrics = vmapped(states, series, rates)
+        else:
+            new, metrics = jax.lax.map(lambda a: epoch(a[0], series, a[1]), (states, rates), batch_size=chunk)
         keep = lambda a, b: jnp.where(active.reshape(active.shape + (1,) * (a.ndim - 1)), a, b)
         return jax.tree.map(keep, new, states), metrics
 
@@ -197,13 +210,14 @@ def make_sweep_evaluate(config: Config, target_col: int) -> Callable:
 
 # ---------------------------------------------------------------------------------------- the loop
 def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_dir: Path | None = None, *,
-              resume: bool = False, mesh=None, log: Callable[[str], None] | None = print
-              ) -> tuple[SweepState, list[dict]]:
+              resume: bool = False, mesh=None, chunk: int | str | None = "auto",
+              log: Callable[[str], None] | None = print) -> tuple[SweepState, list[dict]]:
     """Train one group of structurally equal members together; return the state and per-member results.
 
     Each result: ``{"name", "history" (rows as train.fit's), "best_epoch", "best_val_mae",
     "status" ("finished" | "early-stopped" | "diverged")}``. A diverged member (non-finite loss) is
-    stopped and reported, the others go on.
+    stopped and reported, the others go on. ``chunk``: members vmapped at a time
+    (``make_sweep_epoch``); "auto" = 2 on a CPU without a mesh (measured fastest there), else all.
     """
     base = static_key(configs[0])  # the programs read only static fields: hashable, so cached
     S, scale = len(configs), float(ds.stats.std[ds.target_col])
@@ -229,7 +243,9 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     series = distributed.place(ds.series, mesh, stacked=False)
     rates = member_rates(configs)
     rates = None if rates is None else distributed.place(rates, mesh, stacked=True)
-    sweep_epoch = make_sweep_epoch(base, ds.train, ds.target_col, mesh=mesh)
+    if chunk == "auto":
+        chunk = 2 if mesh is None and jax.default_backend() == "cpu" and S > 2 else None
+    sweep_epoch = make_sweep_epoch(base, ds.train, ds.target_col, mesh=mesh, chunk=chunk)
     evaluate = make_sweep_evaluate(base, ds.target_col)
     rows, valid = train.split_rows(base, ds.val)
     sw = distributed.place(sw, mesh, stacked=True)
@@ -271,7 +287,7 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
             checkpoint.save(group_dir, distributed.to_host(sw), epoch=epoch, history=results,
                             config={"members": [to_dict(c) for c in configs]}, is_best=False)
         if log is not None:
-            best_k = int(np.nanargmin(np.where(active, val, np.nan)))
+            best_k = int(np.argmin(np.where(active & np.isfinite(val), val, np.inf)))
             log(f"{group_dir.name if group_dir else 'group'} epoch {epoch:3d}: {int(active.sum())}/{S} active, "
                 f"{1e3 * t_train / base.train.steps_per_epoch:.1f} ms per vmapped step; best this epoch "
                 f"{names[best_k]} val MAE {val[best_k] * scale:.3f} °C")
@@ -279,7 +295,8 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
 
 
 def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, *, names: list[str] | None = None,
-        resume: bool = False, mesh=None, log: Callable[[str], None] | None = print) -> list[dict]:
+        resume: bool = False, mesh=None, chunk: int | str | None = "auto",
+        log: Callable[[str], None] | None = print) -> list[dict]:
     """Train every member (grouped automatically); write the run tree and leaderboard into ``out``.
 
     Returns:
@@ -309,7 +326,8 @@ def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, 
     for g, idx in enumerate(groups):
         group_cfgs, group_names = [configs[k] for k in idx], [names[k] for k in idx]
         gdir = None if out is None else out / "groups" / f"g{g}"
-        sw, results = fit_group(group_cfgs, group_names, ds, gdir, resume=resume, mesh=mesh, log=log)
+        sw, results = fit_group(group_cfgs, group_names, ds, gdir, resume=resume, mesh=mesh, chunk=chunk,
+                                log=log)
         best = distributed.to_host(sw.best)
         for j, (cfg, r) in enumerate(zip(group_cfgs, results)):
             if out is not None and distributed.is_main() and r["best_epoch"] is not None:
@@ -345,7 +363,7 @@ def _export_member(mdir: Path, cfg: Config, best_state, result: dict, ds: data.D
     epoch = result["best_epoch"]
     if checkpoint.latest(mdir) is not None and checkpoint.latest(mdir) >= epoch:
         return  # already exported (a resumed sweep without a better epoch)
-    history = [h for h in result["history"]]
+    history = result["history"]
     checkpoint.save(mdir, best_state, epoch=epoch, history=history, config=to_dict(cfg), is_best=True)
     report.write_json(mdir / "stats.json", train._stats_json(ds))
     report.write_history(mdir, history)
@@ -357,9 +375,6 @@ LEADERBOARD = ("rank", "member", "group", "structure", "lr", "rho", "dropout", "
 
 def write_leaderboard(out: Path, board: list[dict]) -> None:
     """Write ``results.csv``, ``results.md`` (sorted by best validation MAE) and ``val_curves.png``."""
-    import csv
-    import io
-
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=LEADERBOARD, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
@@ -392,7 +407,7 @@ def plot_curves(board: list[dict], path: Path, *, top: int = 10) -> None:
     ax.set_title(f"Validation MAE of {len(board)} sweep members")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    buf = __import__("io").BytesIO()
+    buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     report.write_atomic(path, buf.getvalue())
@@ -430,7 +445,7 @@ def command(args: Any, data_cfg) -> dict:
         mesh = distributed.make_mesh(distributed.parse_mesh(args.mesh))
     from jena_rnn.runs import load_data
 
-    log = None if args.quiet else (lambda m: print(m, file=__import__("sys").stderr, flush=True))
+    log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
     board = run(configs, load_data(base.data, quiet=args.quiet), args.out, resume=args.resume, mesh=mesh, log=log)
     top = [{k: b[k] for k in LEADERBOARD} for b in board[:5]]
     return {"out": args.out, "members": len(board), "groups": len({b["group"] for b in board}), "top": top}

@@ -70,11 +70,16 @@ def test_grid_random_search_and_groups():
 def test_stopped_member_is_frozen_by_masking(ds):
     """A member whose epochs are done keeps its state while the others train on (no recompilation)."""
     short = _member(1e-3, 0.0, 0.2, 0, epochs=1)
-    # three members, like test_member_equals_single_run, so the cached compiled program is reused
-    sw, results = sweep.fit_group([short, *MEMBERS[1:]], ["short", "b", "c"], ds, log=None)
-    assert np.asarray(sw.train.step).tolist() == [4, 8, 8]
-    assert [len(r["history"]) for r in results] == [1, 2, 2]
-    assert [r["status"] for r in results] == ["finished"] * 3
+    # three members, like test_member_equals_single_run, so the cached compiled program is reused;
+    # chunk=2 runs the same members as a lax.map over vmapped chunks of 2 (and a remainder of 1)
+    runs = [sweep.fit_group([short, *MEMBERS[1:]], ["short", "b", "c"], ds, chunk=c, log=None) for c in (None, 2)]
+    for sw, results in runs:
+        assert np.asarray(sw.train.step).tolist() == [4, 8, 8]
+        assert [len(r["history"]) for r in results] == [1, 2, 2]
+        assert [r["status"] for r in results] == ["finished"] * 3
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose([h["val_mae"] for h in a["history"]], [h["val_mae"] for h in b["history"]],
+                                   rtol=1e-4)
 
 
 TINY = ["--synthetic-rows", "4000", "--lookback", "120", "--step", "6", "--delay", "24",
