@@ -353,7 +353,10 @@ def _without_epochs(saved: list[dict], now: list[dict]) -> list[dict]:
 
 
 def _values(cfg: Config) -> dict:
-    layer = lambda name: "/".join(str(getattr(l, name)) for l in cfg.model.layers)
+    def layer(name):  # one layer: the rate; a stack: "0.1/0.5" (rounded for the table)
+        values = [getattr(l, name) for l in cfg.model.layers]
+        return values[0] if len(values) == 1 else "/".join(f"{v:.4g}" for v in values)
+
     return {"lr": cfg.optim.learning_rate, "rho": cfg.optim.decay, "dropout": layer("dropout"),
             "recurrent_dropout": layer("recurrent_dropout"), "seed": cfg.train.seed}
 
@@ -373,6 +376,10 @@ LEADERBOARD = ("rank", "member", "group", "structure", "lr", "rho", "dropout", "
                "best_epoch", "best_val_mae", "best_val_mae_degC", "epochs_run", "status")
 
 
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
 def write_leaderboard(out: Path, board: list[dict]) -> None:
     """Write ``results.csv``, ``results.md`` (sorted by best validation MAE) and ``val_curves.png``."""
     buf = io.StringIO()
@@ -380,9 +387,8 @@ def write_leaderboard(out: Path, board: list[dict]) -> None:
     w.writeheader()
     w.writerows(board)
     report.write_atomic(out / "results.csv", buf.getvalue().encode())
-    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(LEADERBOARD) + " |", "|" + "---|" * len(LEADERBOARD)]
-    lines += ["| " + " | ".join(fmt(b[c]) for c in LEADERBOARD) + " |" for b in board]
+    lines += ["| " + " | ".join(_fmt(b[c]) for c in LEADERBOARD) + " |" for b in board]
     text = (f"# Sweep leaderboard ({len(board)} members)\n\nSorted by best validation MAE; "
             "`best_val_mae` is normalised, `_degC` in the target's units.\n\n" + "\n".join(lines) + "\n")
     report.write_atomic(out / "results.md", text.encode())
@@ -400,7 +406,7 @@ def plot_curves(board: list[dict], path: Path, *, top: int = 10) -> None:
     for b in board:
         h = b["history"]
         ax.plot([r["epoch"] for r in h], [r["val_mae_degC"] for r in h], alpha=0.8 if b["rank"] <= top else 0.3,
-                label=f"{b['member']} lr={b['lr']:.2g} rd={b['recurrent_dropout']} s={b['seed']}"
+                label=f"{b['member']} lr={b['lr']:.2g} rd={_fmt(b['recurrent_dropout'])} s={b['seed']}"
                 if b["rank"] <= top else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation MAE (°C)")
