@@ -173,6 +173,10 @@ def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | 
     if nan.any():
         i, j = np.argwhere(nan)[0]
         _fail(path, int(i) + 2, names[j], "empty or NaN cell (or too few fields on this line)")
+    big = ~(np.abs(values) <= np.finfo(np.float32).max)  # inf, or overflows to inf as float32
+    if big.any():
+        i, j = np.argwhere(big)[0]
+        _fail(path, int(i) + 2, names[j], f"infinite or out-of-range value {values[i, j]!r}")
     times = None
     if time_column is not None:
         raw = df[time_column]
@@ -294,8 +298,8 @@ def _is_jena(path) -> bool:
         return False
 
 
-def load_dataset(cfg: DataConfig) -> Dataset:
-    """Load `cfg.path` (or the synthetic default), resolve and check splits, normalise with train rows."""
+def load_table(cfg: DataConfig) -> tuple[Table, str]:
+    """Load `cfg.path` (or the synthetic default) with `cfg.columns` selected; return (table, source)."""
     if cfg.path is None:
         table = default_table(n_rows=cfg.synthetic_rows, seed=cfg.synthetic_seed)
         source = f"synthetic(seed={cfg.synthetic_seed},rows={cfg.synthetic_rows})"
@@ -313,6 +317,12 @@ def load_dataset(cfg: DataConfig) -> Dataset:
         table = table._replace(values=table.values[:, idx], columns=tuple(cfg.columns))
     if cfg.target not in table.columns:
         raise ValueError(f"{source}: target {cfg.target!r} is not among the columns {table.columns}")
+    return table, source
+
+
+def load_dataset(cfg: DataConfig) -> Dataset:
+    """Load `cfg.path` (or the synthetic default), resolve and check splits, normalise with train rows."""
+    table, source = load_table(cfg)
     n = len(table.values)
     splits = {}
     for name in ("train", "val", "test"):

@@ -24,7 +24,7 @@ import optax
 
 from jena_rnn import checkpoint, data, report
 from jena_rnn.config import Config, OptimConfig, to_dict
-from jena_rnn.models import apply_model, count_params, init_model
+from jena_rnn.models import apply_model, init_model
 
 Array = jax.Array
 
@@ -133,8 +133,9 @@ def make_train_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
     def train_epoch(state: TrainState, series: Array, rates: Array | None = None):
         def body(state, i):
             state, metrics = step_fn(state, series, rates)
-            if progress is not None:
-                jax.debug.callback(progress, i + 1)
+            if progress is not None:  # a host call every `every` steps only
+                every = max(1, steps // 50)
+                jax.lax.cond((i + 1) % every == 0, lambda: jax.debug.callback(progress, i + 1), lambda: None)
             return state, metrics
 
         return jax.lax.scan(body, state, jnp.arange(steps))
@@ -204,7 +205,7 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
     """
     if config.model.kind == "naive":
         raise ValueError("model 'naive' has nothing to train: use `jena-rnn baseline`")
-    scale = float(ds.stats.std[ds.target_col])
+    scale = data.target_scale(ds)
     state = init_state(config, jax.random.PRNGKey(config.train.seed), ds.series.shape[1])
     history: list[dict] = []
     if run_dir is not None:
@@ -218,12 +219,17 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
                                   "to continue it, or choose another output directory")
         run_dir.mkdir(parents=True, exist_ok=True)
         report.write_json(run_dir / "stats.json", _stats_json(ds))
+        if not history:  # before the first checkpoint, so a crash inside it still leaves a resumable run
+            report.write_json(run_dir / "config.json", to_dict(config))
     bar = report.ProgressBar(config.train.steps_per_epoch) if progress else None
     train_epoch = make_train_epoch(config, ds.train, ds.target_col, progress=bar)
     evaluate = make_evaluate(config, ds.target_col)
     val_rows, val_valid = split_rows(config, ds.val)
     best = min((h["val_mae"] for h in history), default=float("inf"))
-    stale = 0
+    # epochs since the best one: a resumed run stops early exactly where an uninterrupted one would
+    stale = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["val_mae"]) if history else 0
+    if config.train.patience is not None and stale >= config.train.patience:
+        return state, history
     for epoch in range(len(history) + 1, config.train.epochs + 1):
         t0 = time.perf_counter()
         state, metrics = train_epoch(state, ds.series)
@@ -269,8 +275,3 @@ def _check_resume_config(config: Config, saved: dict, run_dir: Path) -> None:
     if json.loads(json.dumps(now)) != json.loads(json.dumps(saved)):
         diff = [k for k in now if json.loads(json.dumps(now[k])) != saved.get(k)]
         raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
-
-
-def summary(config: Config, state: TrainState) -> dict:
-    """Return the parameter count and the model's structure, for logs and result tables."""
-    return {"params": count_params(state.params), "model": to_dict(config)["model"]}

@@ -117,6 +117,8 @@ ERRORS = {
                  r"line 11, column 'Date Time': unparseable date '2009-01-01 01:50:00'"),
     "empty-cell": (lambda ls: _edit(ls, 5, 5, ""), r"line 5, column 'rh \(%\)': empty or NaN cell"),
     "nan-cell": (lambda ls: _edit(ls, 6, 1, "NaN"), r"line 6, column 'p \(mbar\)': empty or NaN cell"),
+    "inf-cell": (lambda ls: _edit(ls, 7, 12, "inf"), r"line 7, column 'wv \(m/s\)': infinite or out-of-range"),
+    "float32-overflow": (lambda ls: _edit(ls, 8, 2, "1e40"), r"line 8, column 'T \(degC\)': infinite or out-of-range"),
     "empty-file": (lambda ls: [], r"jena\.csv: line 1: empty file"),
     "header-only": (lambda ls: ls[:1], r"jena\.csv: line 2: empty file \(header but no data rows\)"),
 }

@@ -1,5 +1,6 @@
 """Training loop: loss, optimiser, one-trace epochs, determinism, resume, divergence guard, acceptance."""
 import dataclasses
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -72,12 +73,61 @@ def test_train_step_traces_once_and_lowers_loss(ds):
 
 def test_epoch_is_one_call_and_advances_step(ds):
     config = tiny_config(steps=7)
-    epoch = train.make_train_epoch(config, ds.train, ds.target_col)
+    traces = []
+    inner = train.make_train_epoch(config, ds.train, ds.target_col, jit=False)
+    epoch = jax.jit(lambda state, series: (traces.append(1), inner(state, series))[1])
     state = train.init_state(config, jax.random.PRNGKey(1), ds.series.shape[1])
     state, metrics = epoch(state, ds.series)
+    state, metrics = epoch(state, ds.series)
     assert metrics["loss"].shape == (7,)
-    assert int(state.step) == 7
-    assert epoch._cache_size() == 1
+    assert int(state.step) == 14
+    assert len(traces) == 1  # the second epoch reuses the compiled program
+
+
+def test_progress_callback_sees_every_50th_of_the_epoch(ds):
+    config = tiny_config(steps=100)
+    seen = []
+    epoch = train.make_train_epoch(config, ds.train, ds.target_col, progress=lambda i: seen.append(int(i)))
+    state = train.init_state(config, jax.random.PRNGKey(1), ds.series.shape[1])
+    jax.block_until_ready(epoch(state, ds.series))
+    jax.effects_barrier()
+    assert sorted(seen) == list(range(2, 101, 2))
+
+
+def test_resume_with_patience_stops_where_uninterrupted_run_stops(ds, tmp_path):
+    config = tiny_config(epochs=8, steps=3)
+    config = dataclasses.replace(config, optim=OptimConfig(learning_rate=0.05),
+                                 train=dataclasses.replace(config.train, patience=1))
+    _, h_full = train.fit(config, ds, tmp_path / "full", log=None)
+    assert len(h_full) < 8  # early stopping happened (lr 0.05 makes validation MAE bounce)
+    k = len(h_full) - 1  # interrupt after the epoch before the stop, then resume
+    short = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=k))
+    train.fit(short, ds, tmp_path / "part", log=None)
+    _, h_res = train.fit(config, ds, tmp_path / "part", resume=True, log=None)
+    assert _strip(h_res) == _strip(h_full)
+    # resuming a run that already stopped early trains nothing more
+    _, h_again = train.fit(config, ds, tmp_path / "full", resume=True, log=None)
+    assert _strip(h_again) == _strip(h_full)
+
+
+def test_crash_inside_first_checkpoint_leaves_a_resumable_run(ds, tmp_path, monkeypatch):
+    config = tiny_config(epochs=2, steps=3)
+    _, h_full = train.fit(config, ds, tmp_path / "full", log=None)
+
+    def crash(stage):
+        if stage == "before_pointer":
+            raise KeyboardInterrupt("killed while saving")
+
+    monkeypatch.setattr(checkpoint, "_on_stage", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train.fit(config, ds, tmp_path / "run", log=None)
+    monkeypatch.undo()
+    assert (tmp_path / "run" / "config.json").is_file()
+    # the epoch-1 directory is complete but its pointer was never written: resume may use it or redo it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, h_res = train.fit(config, ds, tmp_path / "run", resume=True, log=None)
+    assert _strip(h_res) == _strip(h_full)
 
 
 def test_same_seed_same_history_other_seed_differs(ds):
