@@ -8,13 +8,12 @@ STAMP  := $(VENV)/.installed
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	$(PY) -m pip install -q 'torch==2.13.0' || echo "torch 2.13.0 not installable here: cross-framework tests will be skipped"
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/jena-rnn train --model gru --units 32 --epochs 20 --steps-per-epoch 500 --out runs/gru
+	$(VENV)/bin/jena-rnn train --model gru --units 32 --epochs 20 --steps-per-epoch 500 --out runs/gru --resume
 
 test: $(STAMP)
 	$(PY) -m pytest

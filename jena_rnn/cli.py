@@ -91,8 +91,6 @@ def data_config(args, base: DataConfig) -> DataConfig:
         fields["time_column"] = None if args.time_column.lower() == "none" else args.time_column
     if args.splits is not None:
         fields.update(args.splits)
-    if args.synthetic:
-        fields["path"] = None
     changes = {k: v for k, v in fields.items() if v is not None}
     if args.synthetic:
         changes["path"] = None
@@ -151,17 +149,23 @@ def apply_sets(cfg: Config, sets: list[str]) -> Config:
                 or name not in {f.name for f in dataclasses.fields(sub)}:
             raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE with SECTION in "
                              "data|model|optim|train and an existing field")
+        if key == "model.layers":
+            raise ValueError("--set model.layers: use --units, --dropout, --recurrent-dropout, --activation, "
+                             "--reset-after and --bidirectional, or build a ModelConfig in Python")
         current = getattr(sub, name)
         try:
             value = json.loads(text) if not isinstance(current, str) else text
         except json.JSONDecodeError:
             value = text
-        if isinstance(current, tuple) and isinstance(value, list):
+        if isinstance(value, list):
             value = tuple(value)
-        if current is not None and value is not None and not isinstance(value, type(current)) \
-                and not (isinstance(current, float) and isinstance(value, int)):
-            raise ValueError(f"--set {item!r}: {key} is {type(current).__name__}, got {value!r}")
-        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sub, **{name: value})})
+        annotation = next(f.type for f in dataclasses.fields(sub) if f.name == name)
+        if not _matches(value, str(annotation)):
+            raise ValueError(f"--set {item!r}: {key} must be {annotation}, got {value!r}")
+        try:
+            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sub, **{name: value})})
+        except (TypeError, AttributeError) as e:  # e.g. a string where a number was expected
+            raise ValueError(f"--set {item!r}: {e}") from None
     return cfg
 
 
@@ -171,6 +175,21 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"{self.prog}: error: {message}\n(see `{self.prog} --help`)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
+
+
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),),
+          "Bound": (int, float, type(None))}
+
+
+def _matches(value, annotation: str) -> bool:
+    """Whether ``value`` fits a config field's annotation such as ``int | None`` or ``tuple[str, ...] | None``."""
+    for part in (p.strip() for p in annotation.split("|")):
+        if part.startswith("tuple"):
+            if isinstance(value, tuple):
+                return True
+        elif isinstance(value, _TYPES.get(part, ())) and not (isinstance(value, bool) and part in ("int", "float")):
+            return True
+    return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -288,9 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "baseline":
             out = runs.baseline(data_config(args, DataConfig()))
         elif args.command == "evaluate":
-            out = runs.evaluate(args.run_dir, split=args.split, which=_which(args.which), data=args.data)
+            out = runs.evaluate(args.run_dir, split=args.split, which=_which(args.which), data_path=args.data)
         elif args.command == "predict":
-            out = runs.predict(args.run_dir, data=args.data, which=_which(args.which))
+            out = runs.predict(args.run_dir, data_path=args.data, which=_which(args.which))
         elif args.command == "reproduce":
             from jena_rnn import reproduce
 

@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from jena_rnn import checkpoint, data, train as training
+from jena_rnn.data import load_table
 from jena_rnn.config import Config, DataConfig, ModelConfig, from_dict
 from jena_rnn.models import apply_model, count_params
 
@@ -40,7 +41,7 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
     ds = load_data(config.data, quiet=quiet)
     log = None if quiet else _log
     state, history = training.fit(config, ds, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty())
-    scale = float(ds.stats.std[ds.target_col])
+    scale = data.target_scale(ds)
     best_state, meta = checkpoint.restore(out, state, which="best")
     test_mae = training.evaluate_split(config, best_state.params, ds, "test")
     best = min(history, key=lambda h: h["val_mae"])
@@ -66,7 +67,7 @@ def baseline(cfg: DataConfig, *, quiet: bool = False) -> dict:
     """Score the naive method on validation and test, normalised and in the target's units."""
     ds = load_data(cfg, quiet=quiet)
     config = Config(data=cfg)
-    scale = float(ds.stats.std[ds.target_col])
+    scale = data.target_scale(ds)
     out = {"source": ds.source, "target": cfg.target, "target_std": scale}
     for split in ("val", "test"):
         m = naive_mae(config, ds, split)
@@ -88,50 +89,51 @@ def load_run(run_dir: str | Path, which="best", data_path: str | None = None):
     return config, ds, state, meta
 
 
-def evaluate(run_dir: str | Path, *, split: str = "test", which="best", data: str | None = None) -> dict:
+def evaluate(run_dir: str | Path, *, split: str = "test", which="best", data_path: str | None = None) -> dict:
     """MAE of a saved run's checkpoint on a split, normalised and in the target's units."""
-    config, ds, state, meta = load_run(run_dir, which, data)
+    config, ds, state, meta = load_run(run_dir, which, data_path)
     m = training.evaluate_split(config, state.params, ds, split)
-    scale = float(ds.stats.std[ds.target_col])
+    scale = data.target_scale(ds)
     return {"run_dir": str(run_dir), "epoch": meta["epoch"], "split": split, "mae": m, "mae_degC": m * scale}
 
 
-def predict(run_dir: str | Path, *, data: str | None = None, which="best") -> dict:
-    """Forecast the target ``delay`` rows after the last complete window of the data.
+def predict(run_dir: str | Path, *, data_path: str | None = None, which="best") -> dict:
+    """Forecast the target ``delay`` rows after the newest window of a file (or of the run's data).
 
-    The window is normalised with the run's saved training statistics (``stats.json``), not the
-    statistics of the file being forecast from.
+    The file needs only ``lookback`` rows: no splits are resolved. Its window is normalised with the
+    run's saved training statistics (``stats.json``), never with the file's own. The window's end row
+    is ``N - 1 + step``, so its last input is the file's newest row and, as in training, the target
+    lies ``delay + step`` rows after the last input (with the lecture's settings: 150 rows, 25 h).
     """
     run_dir = Path(run_dir)
-    config, ds, state, meta = load_run(run_dir, which, data)
+    if not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.json)")
+    config = from_dict(json.loads((run_dir / "config.json").read_text()))
+    d = config.data if data_path is None else dataclasses.replace(config.data, path=data_path)
     stats = json.loads((run_dir / "stats.json").read_text())
-    if list(ds.columns) != stats["columns"]:
-        raise ValueError(f"{config.data.path or 'data'}: columns {list(ds.columns)} differ from the run's "
-                         f"{stats['columns']}")
-    d, col = config.data, ds.target_col
+    table, source = load_table(d)
+    if list(table.columns) != stats["columns"]:
+        raise ValueError(f"{source}: columns {list(table.columns)} differ from the run's {stats['columns']}")
+    n = len(table.values)
+    if n < d.lookback:
+        raise ValueError(f"{source}: {n} rows, but a window needs lookback={d.lookback} rows")
+    col = stats["target_col"]
     mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
-    raw = np.asarray(ds.series) * np.asarray(ds.stats.std) + np.asarray(ds.stats.mean)
-    series = jax.numpy.asarray((raw - mean) / std)
-    end = series.shape[0]  # window rows end-lookback .. end-step, as the lecture's sample for row `end`
-    xs, _ = data_windows(series, end, d, col)
-    y_hat = float(apply_model(config.model, state.params, xs, train=False, target_col=col)[0])
-    out = {"run_dir": str(run_dir), "epoch": meta["epoch"], "target": d.target,
-           "last_input_row": end - d.step, "forecast_row": end + d.delay,
+    offsets = np.arange(n - d.lookback + d.step - 1, n, d.step)  # rows of the newest window, oldest first
+    xs = ((table.values[offsets] - mean) / std)[None]
+    if d.reverse:
+        xs = xs[:, ::-1]
+    like = training.init_state(config, jax.random.PRNGKey(0), len(stats["columns"]))
+    state, meta = checkpoint.restore(run_dir, like, which=which)
+    y_hat = float(apply_model(config.model, state.params, jax.numpy.asarray(xs), target_col=col)[0])
+    out = {"run_dir": str(run_dir), "epoch": meta["epoch"], "source": source, "target": d.target,
+           "last_input_row": int(offsets[-1]), "forecast_row": int(offsets[-1] + d.delay + d.step),
            "forecast_normalised": y_hat, "forecast": y_hat * float(std[col]) + float(mean[col])}
-    if ds.times is not None and len(ds.times) > 1:
-        dt = np.median(np.diff(ds.times[-1000:]))
-        out["last_input_time"] = str(ds.times[end - d.step])
-        out["forecast_time"] = str(ds.times[-1] + dt * (d.delay + 1))
+    if table.times is not None and n > 1:
+        dt = np.median(np.diff(table.times[-1000:]))
+        out["last_input_time"] = str(table.times[-1])
+        out["forecast_time"] = str(table.times[-1] + dt * (d.delay + d.step))
     return out
-
-
-def data_windows(series, end: int, d: DataConfig, col: int):
-    """Return the single window whose end row is ``end`` (its target row may lie past the data)."""
-    import jax.numpy as jnp
-
-    padded = jnp.concatenate([series, jnp.zeros((d.delay + 1, series.shape[1]), series.dtype)])
-    return data.windows(padded, jnp.asarray([end]), lookback=d.lookback, step=d.step, delay=d.delay,
-                        target_col=col, reverse=d.reverse)
 
 
 def synth(out: str | Path, *, rows: int = 420_551, seed: int = 0) -> dict:

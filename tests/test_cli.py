@@ -1,10 +1,14 @@
 """The command line end to end on a tiny synthetic configuration, and its one-line errors."""
 import json
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import pytest
 
-from jena_rnn import cli
-from jena_rnn.config import lecture_config
+from jena_rnn import checkpoint, cli, data, train
+from jena_rnn.config import from_dict, lecture_config
+from jena_rnn.models import apply_model
 
 TINY = ["--synthetic-rows", "4000", "--lookback", "120", "--step", "6", "--delay", "24",
         "--batch-size", "16", "--splits", "0:2000,2001:3000,3001:"]
@@ -37,8 +41,21 @@ def test_train_evaluate_predict_baseline(tmp_path, capsys):
     assert base["val_mae_degC"] == pytest.approx(base["val_mae"] * base["target_std"])
 
     pred = run(capsys, "predict", str(out))
-    assert pred["forecast_row"] == 4000 + 24
-    assert -40 < pred["forecast"] < 45  # a temperature in °C
+    assert pred["last_input_row"] == 3999 and pred["forecast_row"] == 3999 + 24 + 6
+    # the same number by hand: the newest 120 rows every 6th, normalised with the run's saved stats
+    stats = json.loads((out / "stats.json").read_text())
+    table = data.synthetic_jena(n_rows=4000, seed=0)
+    xs = (table.values[np.arange(4000 - 120 + 5, 4000, 6)] - stats["mean"]) / np.asarray(stats["std"])
+    config = from_dict(json.loads((out / "config.json").read_text()))
+    state, _ = checkpoint.restore(out, train.init_state(config, jax.random.PRNGKey(0), 14), which="best")
+    y = float(apply_model(config.model, state.params, jnp.asarray(xs[None], jnp.float32))[0])
+    assert pred["forecast_normalised"] == pytest.approx(y, rel=1e-4, abs=1e-5)
+    assert pred["forecast"] == pytest.approx(y * stats["std"][1] + stats["mean"][1], rel=1e-4, abs=1e-4)
+
+    # a file with only one window's rows is enough to forecast from
+    short = tmp_path / "short.csv"
+    data.write_jena_csv(data.synthetic_jena(n_rows=150, seed=5), short)
+    assert run(capsys, "predict", str(out), "--data", str(short))["last_input_row"] == 149
 
     # resuming to more epochs continues the same run
     more = run(capsys, "train", "--model", "gru", "--units", "8", "--epochs", "3", "--steps-per-epoch", "3",
@@ -60,6 +77,9 @@ def test_synth_writes_a_file_load_jena_reads(tmp_path, capsys):
     (["train", "--out", "x", "--splits", "0:10,20"], "three LO:HI"),
     (["train", "--out", "x", "--lookback", "100", "--step", "6"], "multiple of step"),
     (["train", "--out", "x", "--set", "model.nope=1"], "existing field"),
+    (["train", "--out", "x", "--set", 'train.patience="x"'], "train.patience must be int | None"),
+    (["train", "--out", "x", "--set", "data.columns=5"], "data.columns must be tuple"),
+    (["train", "--out", "x", "--set", "model.layers=[1]"], "--set model.layers: use --units"),
     (["baseline", "--data", "no/such/file.csv"], "no/such/file.csv"),
     (["evaluate", "no/such/run"], "not a run directory"),
 ])
