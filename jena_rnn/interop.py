@@ -20,8 +20,10 @@ Exactness: every conversion is a transpose, a block permutation and a negation, 
 Keras ``reset_after=False`` keep biases that we store as one sum: ``from_torch`` for SimpleRNN/LSTM
 sets ``b = bias_ih + bias_hh`` (one float32 rounding), ``to_torch`` writes ``bias_ih = b``,
 ``bias_hh = 0``; ``to_keras(..., reset_after=False)`` writes ``bias = b_x + b_h`` (the two are
-mathematically equivalent there; ``from_keras`` sets ``b_h = 0``). So params -> foreign -> params is
-always bit-exact, and foreign -> params -> foreign is bit-exact for the GRU and for zero ``bias_hh``.
+mathematically equivalent there, since both biases only add; ``from_keras`` sets ``b_h = 0``). So
+params -> foreign -> params is bit-exact except for that Keras reset-before GRU with a non-zero ``b_h``
+(it comes back as the equivalent ``b_x + b_h``, ``b_h = 0``), and foreign -> params -> foreign is
+bit-exact for the GRU and for zero ``bias_hh``.
 """
 from __future__ import annotations
 

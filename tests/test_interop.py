@@ -101,6 +101,16 @@ def test_keras_round_trips_are_exact(cell, reset_after):
         np.testing.assert_array_equal(keras[0], params["w_x"])
 
 
+def test_keras_reset_before_export_sums_biases_equivalently():
+    """Our reset-before GRU with a non-zero b_h, exported to Keras's one-bias layout, computes the same."""
+    params = random_params("gru", 5, F, H)
+    assert np.abs(params["b_h"]).max() > 0
+    xs = np.random.default_rng(6).standard_normal((B, T, F)).astype(np.float32)
+    _, ys = rnn.unroll("gru", params, xs, reset_after=False)
+    kernel, rec, bias = interop.to_keras("gru", params, reset_after=False)
+    np.testing.assert_allclose(ys, ref.keras_gru(kernel, rec, bias, xs, False), rtol=1e-4, atol=1e-5)
+
+
 def test_interop_errors():
     with pytest.raises(ValueError, match="reset_after=True|False"):
         interop.to_keras("gru", random_params("gru", 0, F, H))
