@@ -53,3 +53,29 @@ def test_mlp_matches_numpy():
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-5, atol=1e-6)
     # glorot-uniform bound of Keras for the head: sqrt(6 / (fan_in + fan_out))
     assert np.abs(p["head"]["w"]).max() <= np.sqrt(6 / 5)
+
+
+@pytest.mark.parametrize("name", ["gru", "lstm", "stacked_gru", "bidirectional_gru"])
+def test_recurrent_models_match_numpy_reference(name):
+    """apply_model = the float64 reference layers (tests/reference.py) + the dense head, by hand."""
+    import reference as ref
+
+    config = lecture_config(name).model
+    params = init_model(jax.random.PRNGKey(2), config, F, T)
+    xs = np.random.default_rng(1).normal(size=(2, T, F)).astype(np.float32)
+    p = jax.tree.map(np.asarray, params)
+    h = xs
+    for layer, lp in zip(config.layers, p["layers"]):
+        ra = layer.reset_after if layer.cell == "gru" else None
+        if layer.bidirectional:
+            fw = ref.run(layer.cell, lp["forward"], h, ra, layer.activation)[2]
+            bw = ref.run(layer.cell, lp["backward"], h[:, ::-1], ra, layer.activation)[2][:, ::-1]
+            h = np.concatenate([fw, bw], axis=-1)
+        else:
+            h = ref.run(layer.cell, lp, h, ra, layer.activation)[2]
+    last = h[:, -1] if not config.layers[-1].bidirectional else np.concatenate(
+        [h[:, -1, : h.shape[-1] // 2], h[:, 0, h.shape[-1] // 2:]], axis=-1)
+    expected = (last @ p["head"]["w"] + p["head"]["b"])[:, 0]
+    with jax.default_matmul_precision("highest"):
+        got = apply_model(config, params, jnp.asarray(xs))
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-4, atol=1e-5)
