@@ -219,7 +219,8 @@ def download_jena(dest_dir, *, url: str = JENA_URL, sha256: str | None = None, t
     """
     dest = Path(dest_dir) / "jena_climate_2009_2016.csv.zip"
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() and (size is None or dest.stat().st_size == size) and sha256 is None:
+    if dest.exists() and (size is None or dest.stat().st_size == size) and (
+            sha256 is None or _sha256(dest) == sha256.lower()):
         return dest
     urls = [url, JENA_URL_TF] if url == JENA_URL else [url]
     errors = []
@@ -236,18 +237,29 @@ def download_jena(dest_dir, *, url: str = JENA_URL, sha256: str | None = None, t
             os.unlink(tmp)
             errors.append(f"{u}: {e}")
             continue
-        if size is not None and n != size:
+        bad = (f"{u}: downloaded {n} bytes, expected {size}" if size is not None and n != size else
+               f"{u}: SHA-256 {digest.hexdigest()} does not match the pinned {sha256}"
+               if sha256 is not None and digest.hexdigest() != sha256.lower() else None)
+        if bad:  # a corrupt or changed copy: never keep it, try the next mirror
             os.unlink(tmp)
-            raise ValueError(f"{u}: downloaded {n} bytes, expected {size}")
-        if sha256 is not None and digest.hexdigest() != sha256.lower():
-            os.unlink(tmp)
-            raise ValueError(f"{u}: SHA-256 {digest.hexdigest()} does not match the pinned {sha256}")
+            errors.append(bad)
+            continue
         os.replace(tmp, dest)
         if verbose:
             print(f"downloaded {u} -> {dest} ({n} bytes, sha256 {digest.hexdigest()})", file=sys.stderr)
         return dest
-    raise ConnectionError("could not download the Jena archive (offline?): " + "; ".join(errors)
-                          + f". Fetch it by hand from {JENA_URL} and pass its path instead.")
+    corrupt = any("expected" in e or "SHA-256" in e for e in errors)
+    kind, why = (ValueError, "no verified copy") if corrupt else (ConnectionError, "offline?")
+    raise kind(f"could not download the Jena archive ({why}): " + "; ".join(errors)
+               + f". Fetch it by hand from {JENA_URL} and pass its path instead.")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 # -------------------------------------------------------------------------------- splits, normalisation

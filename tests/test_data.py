@@ -1,6 +1,7 @@
 """Loader validation and report, splits, train-only normalisation, windows and samplers vs the lecture."""
 import gzip
 import hashlib
+import io
 import urllib.error
 import zipfile
 from pathlib import Path
@@ -287,3 +288,22 @@ def test_download_offline_message(tmp_path, monkeypatch):
     with pytest.raises(ConnectionError, match=r"offline\?.*s3\.amazonaws.*storage\.googleapis.*by hand"):
         data.download_jena(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_download_verifies_existing_copy_and_falls_back_to_the_mirror(tmp_path, monkeypatch):
+    good, digest = b"y" * 50, hashlib.sha256(b"y" * 50).hexdigest()
+    served = {data.JENA_URL: b"z" * 50, data.JENA_URL_TF: good}  # the first mirror serves a corrupt copy
+    calls = []
+
+    def urlopen(url, timeout):
+        calls.append(url)
+        return io.BytesIO(served[url])
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", urlopen)
+    dest = data.download_jena(tmp_path, size=50, sha256=digest, verbose=False)
+    assert dest.read_bytes() == good and calls == [data.JENA_URL, data.JENA_URL_TF]
+    data.download_jena(tmp_path, size=50, sha256=digest, verbose=False)  # verified copy: no download
+    assert len(calls) == 2
+    dest.write_bytes(b"w" * 50)  # same size, wrong content: hashed, found bad, fetched again
+    data.download_jena(tmp_path, size=50, sha256=digest, verbose=False)
+    assert dest.read_bytes() == good and len(calls) == 4
