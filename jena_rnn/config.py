@@ -102,6 +102,7 @@ class ModelConfig:
     layers: tuple[LayerConfig, ...] = (LayerConfig(),)  # stacked bottom to top (all but last return sequences)
     mlp_units: int = 32  # MLP hidden width (Flatten -> Dense(32, relu) -> Dense(1))
     hoist_input: bool | None = None  # input projection before the scan (True) or in it; None = per backend
+    remat: bool | None = None  # wrap the scan step in jax.checkpoint; None = per backend
 
     def __post_init__(self) -> None:
         _check(self.kind in MODEL_KINDS, f"ModelConfig.kind must be one of {MODEL_KINDS}, got {self.kind!r}")

@@ -82,7 +82,7 @@ def apply_model(config: ModelConfig, params: dict, xs: Array, *, key: Array | No
         flat = xs.reshape(xs.shape[0], -1)
         return dense(params["head"], jax.nn.relu(dense(params["hidden"], flat)))[:, 0]
     h = rnn.stack(config.layers, params["layers"], xs, key=key, train=train,
-                  hoist_input=config.hoist_input, rates=rates)
+                  hoist_input=config.hoist_input, remat=config.remat, rates=rates)
     return dense(params["head"], h)[:, 0]
 
 

@@ -22,6 +22,11 @@ MERGE = {"concat": lambda a, b: jnp.concatenate([a, b], axis=-1), "sum": lambda 
          "ave": lambda a, b: (a + b) / 2, "mul": lambda a, b: a * b}
 
 
+def default_remat() -> bool:
+    """Return ``unroll``'s ``remat=None`` choice for the current backend (see benchmarks/RESULTS.md)."""
+    return False
+
+
 def _shape(a) -> tuple:
     return tuple(getattr(a, "shape", ()))
 
@@ -119,7 +124,7 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
            mask: Array | None = None, padding: str = "right", reset_after: bool = False,
            activation: str = "tanh", dropout: float = 0.0, recurrent_dropout: float = 0.0,
            key: Array | None = None, train: bool = False, hoist_input: bool | None = None,
-           unroll: int = 1):
+           remat: bool | None = None, unroll: int = 1):
     """Run ``cell`` over ``xs`` with one ``lax.scan`` over time.
 
     Args:
@@ -140,6 +145,9 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
         ``h @ w_h`` (never to the LSTM's c).
       hoist_input: compute ``xs @ w_x + b`` for all steps before the scan (pre-split per gate into
         [T, B, H] arrays) instead of inside it; None = False on CPU (measured faster there), else True.
+      remat: wrap the scan step in ``jax.checkpoint``, so the backward pass recomputes each step's
+        gates from its carry instead of storing them; same values, gradients equal to float rounding.
+        None = ``default_remat()`` (chosen per backend from benchmarks/bench_train.py).
       unroll: forwarded to ``lax.scan``.
     Returns:
       (final_state, ys): final carry (h [B, H] or LSTMState), ys [B, T, H] or [B, H].
@@ -153,6 +161,8 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
     batch, steps, feats = xs.shape
     if hoist_input is None:
         hoist_input = jax.default_backend() != "cpu"
+    if remat is None:
+        remat = default_remat()
     if state is None:
         state = zero_state(cell, batch, units, xs.dtype)
     in_mask = rec_mask = None
@@ -182,6 +192,8 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
             new = jax.tree.map(lambda a, b: jnp.where(m, a, b), new, carry)
         return new, (new.h if cell == "lstm" else new)
 
+    if remat:  # prevent_cse is unneeded inside a scan (jax.checkpoint's docstring) and can cost speed (GPU)
+        body = jax.checkpoint(body, prevent_cse=False)
     final, ys = jax.lax.scan(body, state, (inputs, valid_t), reverse=reverse, unroll=unroll)
     if not return_sequences:
         return final, (final.h if cell == "lstm" else final)
@@ -245,15 +257,16 @@ def init_stack(key: Array, layers: Sequence[LayerConfig], in_features: int) -> l
 
 
 def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array, *, key: Array | None = None,
-          train: bool = False, hoist_input: bool | None = None, return_sequences: bool = False,
-          lengths: Array | None = None, mask: Array | None = None, padding: str = "right",
+          train: bool = False, hoist_input: bool | None = None, remat: bool | None = None,
+          return_sequences: bool = False, lengths: Array | None = None, mask: Array | None = None,
+          padding: str = "right",
           rates: Sequence[tuple[Array, Array]] | None = None) -> Array:
     """Run stacked recurrent layers; all but the last return sequences.
 
     Args:
       layers: ``LayerConfig`` per layer, bottom to top.   params_list: from ``init_stack``.
       xs: inputs [B, T, F].   key: split into one key per layer (dropout; needed when train and a
-        rate > 0).   train: enable dropout.   hoist_input: see ``unroll``.
+        rate > 0).   train: enable dropout.   hoist_input, remat: see ``unroll``.
       return_sequences: whether the last layer returns its whole sequence.
       lengths, mask, padding: masking, applied to every layer (see ``unroll``).
       rates: optional per-layer ``(dropout, recurrent_dropout)`` overriding the ``LayerConfig`` rates;
@@ -269,7 +282,7 @@ def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array,
     for n, (layer, params, k) in enumerate(zip(layers, params_list, keys)):
         seq = return_sequences or n < len(layers) - 1
         drop, rec = (layer.dropout, layer.recurrent_dropout) if rates is None else rates[n]
-        kwargs = dict(return_sequences=seq, key=k, train=train, hoist_input=hoist_input,
+        kwargs = dict(return_sequences=seq, key=k, train=train, hoist_input=hoist_input, remat=remat,
                       reset_after=layer.reset_after, activation=layer.activation, dropout=drop,
                       recurrent_dropout=rec, lengths=lengths, mask=mask, padding=padding)
         if layer.bidirectional:

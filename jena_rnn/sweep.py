@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jena_rnn import checkpoint, data, distributed, report, train
-from jena_rnn.config import Config, lecture_config, to_dict
+from jena_rnn.config import Config, from_dict, lecture_config, to_dict
 
 # axis name -> (where it lives, field, type); lr/rho/rates/seed are vmapped, the rest make groups
 AXES = {"lr": ("optim", "learning_rate", float), "rho": ("optim", "decay", float),
@@ -347,7 +347,8 @@ def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, 
 def _without_epochs(saved: list[dict], now: list[dict]) -> list[dict]:
     """``saved`` members with ``train.epochs`` taken from ``now`` (a resumed sweep may train longer)."""
     saved = json.loads(json.dumps(saved))
-    for s, n in zip(saved, now):
+    for s, n in zip(saved, now):  # fields added since the sweep was saved take their defaults
+        s["config"] = json.loads(json.dumps(to_dict(from_dict(s["config"]))))
         s["config"]["train"]["epochs"] = n["config"]["train"]["epochs"]
     return saved
 

@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from jena_rnn import checkpoint, data, report
-from jena_rnn.config import Config, OptimConfig, to_dict
+from jena_rnn.config import Config, OptimConfig, from_dict, to_dict
 from jena_rnn.models import apply_model, init_model
 
 Array = jax.Array
@@ -269,8 +269,8 @@ def _check_resume_config(config: Config, saved: dict, run_dir: Path) -> None:
     """Refuse to resume a run with a different configuration (only ``train.epochs`` may grow)."""
     now = to_dict(config)
     now["train"].pop("epochs", None)
-    saved = {k: dict(v) for k, v in saved.items()}
-    saved.get("train", {}).pop("epochs", None)
+    saved = json.loads(json.dumps(to_dict(from_dict(saved))))  # fields added since then take their defaults
+    saved["train"].pop("epochs", None)
     # JSON turns tuples into lists: compare through JSON
     if json.loads(json.dumps(now)) != json.loads(json.dumps(saved)):
         diff = [k for k in now if json.loads(json.dumps(now[k])) != saved.get(k)]

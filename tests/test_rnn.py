@@ -112,6 +112,24 @@ def test_gradients_match_finite_differences(cell, reset_after):
         check_grads(f, (p, xs), order=1, modes=["rev"])
 
 
+@pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
+def test_remat_keeps_values_and_gradients(cell, reset_after, rng):
+    # dropout and a mask on, so every branch of the scan step runs under jax.checkpoint
+    p = random_params(cell, 7, F, H)
+    xs = rng.standard_normal((B, T, F)).astype(np.float32)
+    kw = dict(step_kwargs(cell, reset_after), lengths=np.array([T, 4]), dropout=0.2,
+              recurrent_dropout=0.3, train=True, key=jax.random.key(1))
+
+    def loss(p, remat):
+        return jnp.sum(rnn.unroll(cell, p, xs, remat=remat, **kw)[1] ** 2)
+
+    ys = {r: rnn.unroll(cell, p, xs, remat=r, **kw)[1] for r in (False, True)}
+    np.testing.assert_array_equal(ys[True], ys[False])  # remat changes only the backward pass
+    g_off, g_on = (jax.jit(jax.grad(loss), static_argnums=1)(p, r) for r in (False, True))
+    for k in g_off:
+        np.testing.assert_allclose(g_on[k], g_off[k], rtol=1e-5, atol=1e-6, err_msg=k)
+
+
 def test_dropout_masks_values_rate_and_keys():
     m_in, m_rec = rnn.dropout_masks(jax.random.key(1), 4000, 50, 60, 0.3, 0.5)
     assert m_in.shape == (4000, 50) and m_rec.shape == (4000, 60)
