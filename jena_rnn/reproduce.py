@@ -100,7 +100,9 @@ def run_imdb(run_dir: Path, *, quick: bool, quiet: bool) -> dict:
     history = json.loads((run_dir / "history.json").read_text())
     return {"params": s["params"], "epochs": s["epochs"], "best_epoch": s["best_epoch"],
             "best_val_acc": s["best_val_acc"], "test_acc": s["test_acc"], "step_ms": s["step_ms_median"],
-            "lecture_val_acc": LECTURE_IMDB_VAL_ACC, "source": s["source"],
+            "lecture_val_acc": LECTURE_IMDB_VAL_ACC,
+            "source": s["source"] if cfg.data else (f"synthetic reviews ({cfg.synthetic_reviews:,} per split, "
+                                                     f"seed {cfg.synthetic_seed})"),
             "wall_seconds": sum(h["epoch_seconds"] for h in history)}
 
 
