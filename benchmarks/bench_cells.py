@@ -21,11 +21,12 @@ from jena_rnn import cells, rnn
 B, T, F, H = 128, 240, 14, 32
 
 
-def make_grad_fn(cell: str, hoist: bool):
+def make_grad_fn(cell: str, hoist: bool, remat: bool):
     """Return a jitted ``(params, xs, y) -> grads`` of an MAE loss on the last h's mean."""
 
     def loss(params, xs, y):
-        _, h = rnn.unroll(cell, params, xs, return_sequences=False, hoist_input=hoist)
+        _, h = rnn.unroll(cell, params, xs, return_sequences=False, hoist_input=hoist,
+                           remat=remat)
         return jnp.mean(jnp.abs(h.mean(axis=-1) - y))
 
     return jax.jit(jax.grad(loss))
@@ -41,17 +42,21 @@ def main() -> None:
     print(f"B={B} T={T} F={F} H={H}; ms per forward+backward, median of {args.reps} interleaved runs")
     for cell in ("gru", "lstm"):
         params = cells.init_cell(cell, k_p, F, H)
-        fns = {hoist: make_grad_fn(cell, hoist) for hoist in (False, True)}
+        variants = [(hoist, remat) for remat in (False, True) for hoist in (False, True)]
+        fns = {v: make_grad_fn(cell, *v) for v in variants}
         for fn in fns.values():
             jax.block_until_ready(fn(params, xs, y))  # compile + warm up
-        times = {hoist: [] for hoist in fns}
+        times = {v: [] for v in fns}
         for _ in range(args.reps):
-            for hoist, fn in fns.items():
+            for v, fn in fns.items():
                 t0 = time.perf_counter()
                 jax.block_until_ready(fn(params, xs, y))
-                times[hoist].append(1e3 * (time.perf_counter() - t0))
-        in_loop, hoisted = (statistics.median(times[h]) for h in (False, True))
-        print(f"{cell:5s} in-loop {in_loop:7.2f} ms   hoisted {hoisted:7.2f} ms   hoisted/in-loop {hoisted / in_loop:.2f}x")
+                times[v].append(1e3 * (time.perf_counter() - t0))
+        med = {v: statistics.median(t) for v, t in times.items()}
+        for remat in (False, True):
+            in_loop, hoisted = med[(False, remat)], med[(True, remat)]
+            print(f"{cell:5s} remat {'on ' if remat else 'off'}  in-loop {in_loop:7.2f} ms   hoisted {hoisted:7.2f} ms"
+                  f"   hoisted/in-loop {hoisted / in_loop:.2f}x")
 
 
 if __name__ == "__main__":

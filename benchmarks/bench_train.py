@@ -1,19 +1,29 @@
-"""Time one training step (forward + backward + RMSprop) at the lecture's shapes, side by side.
+"""Time one training step (forward + backward + RMSprop) of every lecture model at its shapes, side by side.
 
     python benchmarks/bench_train.py [--models gru,lstm] [--reps 5] [--steps 20]
+    (all six models at the defaults: about 5 minutes on an idle 2-core CPU)
 
-Columns, measured interleaved (A B C D, A B C D, ...) and reported as medians of ``--reps`` repeats:
-- jena_rnn: ``train.make_train_epoch`` (the training path itself): ``--steps`` steps in one jitted scan,
-  each drawing its batch from the device-resident series [420551, 14] by one gather.
-- jena_rnn, fixed batch: the same step pieces (model, MAE, RMSprop) on one pre-gathered batch, also in one
-  scan; the difference to the first column is the cost of sampling windows inside the step.
-- Flax ``nn.RNN`` with its ``GRUCell``/``LSTMCell`` + Dense(1), optax RMSprop, one jitted call per step.
-- PyTorch ``nn.GRU``/``nn.LSTM`` + Linear, ``torch.optim.RMSprop``, eager, one call per step.
-Peers that are not installed are skipped with a note. Batch 128, 240 steps, 14 features, 32 units.
+Columns, measured interleaved (A B C D E, A B C D E, ...) and reported as medians of ``--reps`` repeats,
+in ms per training step; batch 128, 240 steps, 14 features:
+- jena_rnn remat off / on: ``train.make_train_epoch`` (the training path itself) with
+  ``ModelConfig.remat`` False / True: ``--steps`` steps in one jitted scan, each drawing its batch from
+  the device-resident series [420551, 14] by one gather.
+- jena_rnn fixed batch: the same step pieces (model, MAE, RMSprop) on one pre-gathered batch, also in
+  one scan, with ``remat=None`` (the backend's default); its difference to the column with the same
+  remat setting is the cost of sampling windows inside the step.
+- Flax ``nn.RNN`` with ``GRUCell``/``OptimizedLSTMCell`` (+ Dense), optax RMSprop, one jitted call per step.
+- PyTorch ``nn.GRU``/``nn.LSTM``/``nn.Linear``, ``torch.optim.RMSprop``, eager, one call per step, on
+  ``--torch-threads`` threads (default 1: with 2 threads on a 2-core machine that other jobs share,
+  PyTorch's OpenMP threads wait on each other and a GRU step took 2-12 s instead of ~55 ms).
+Peers have no recurrent dropout (Flax has none, PyTorch only drops between layers), so for the dropout
+models they apply input dropout only, and PyTorch's GRU has no relu activation: those rows are marked
+``~`` (the peers do less work than the lecture's model). Peers that are not installed are skipped with
+a note. ``compile`` is the seconds to lower and compile our epoch (remat off / on).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import platform
 import statistics
 import sys
@@ -24,114 +34,183 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jena_rnn import data, models, train
-from jena_rnn.config import Config, DataConfig, LayerConfig, ModelConfig, TrainConfig
+from jena_rnn import data, models, rnn, train
+from jena_rnn.config import Config, DataConfig, ModelConfig, TrainConfig, lecture_config
 from jena_rnn.reproduce import machine
 
-B, T, F, H = 128, 240, 14, 32
+B, T, F = 128, 240, 14
+MODELS = ("gru", "lstm", "gru_dropout", "stacked_gru", "bidirectional_gru", "mlp")
 
 
-def ours(cell: str, steps: int, ds):
-    config = Config(data=DataConfig(), model=ModelConfig(layers=(LayerConfig(cell=cell, units=H),)),
-                    train=TrainConfig(steps_per_epoch=steps))
-    epoch = train.make_train_epoch(config, ds.train, ds.target_col)
+def _config(name: str, steps: int, remat: bool | None) -> Config:
+    base = lecture_config(name)
+    return dataclasses.replace(base, model=dataclasses.replace(base.model, remat=remat),
+                               train=TrainConfig(steps_per_epoch=steps))
+
+
+def ours(name: str, steps: int, ds, remat: bool):
+    """Return (run, compile seconds) for the training path with ``remat``."""
+    config = _config(name, steps, remat)
     state = train.init_state(config, jax.random.PRNGKey(0), F)
+    t0 = time.perf_counter()
+    epoch = jax.jit(train.make_train_epoch(config, ds.train, ds.target_col, jit=False)).lower(
+        state, ds.series).compile()
+    compile_s = time.perf_counter() - t0
 
     def run():
         nonlocal state
         state, m = epoch(state, ds.series)
         m["loss"].block_until_ready()
-    return run
+    return run, compile_s
 
 
-def ours_fixed(cell: str, steps: int, ds):
-    config = Config(model=ModelConfig(layers=(LayerConfig(cell=cell, units=H),)))
+def ours_fixed(name: str, steps: int, xs, y):
+    config = _config(name, steps, None)
     opt = train.make_optimizer(config.optim)
-    rows = jnp.arange(10_000, 10_000 + B)
-    xs, y = data.windows(ds.series, rows, lookback=1440, step=6, delay=144, target_col=1)
     state = train.init_state(config, jax.random.PRNGKey(0), F)
 
+    def loss_fn(params, key):
+        return train.mae(models.apply_model(config.model, params, xs, key=key, train=True), y)
+
     @jax.jit
-    def epoch(state, xs, y):
+    def epoch(state):
         def body(s, _):
-            loss, g = jax.value_and_grad(lambda p: train.mae(models.apply_model(config.model, p, xs), y))(s.params)
+            key, k_drop = jax.random.split(s.key)
+            loss, g = jax.value_and_grad(loss_fn)(s.params, k_drop)
             u, o = opt.update(g, s.opt_state, s.params)
-            return s._replace(params=optax.apply_updates(s.params, u), opt_state=o), loss
+            return s._replace(params=optax.apply_updates(s.params, u), opt_state=o, key=key), loss
         return jax.lax.scan(body, state, None, length=steps)
 
     def run():
         nonlocal state
-        state, loss = epoch(state, xs, y)
+        state, loss = epoch(state)
         loss.block_until_ready()
     return run
 
 
-def flax_peer(cell: str, steps: int, xs, y):
+def flax_peer(model: ModelConfig, steps: int, xs, y):
     import flax.linen as nn
+
+    def cell(layer):
+        if layer.cell == "gru":
+            return nn.GRUCell(features=layer.units, activation_fn=_act(layer.activation))
+        return nn.OptimizedLSTMCell(features=layer.units)
 
     class Model(nn.Module):
         @nn.compact
         def __call__(self, x):
-            c = nn.GRUCell(features=H) if cell == "gru" else nn.OptimizedLSTMCell(features=H)
-            h = nn.RNN(c)(x)[:, -1]
-            return nn.Dense(1)(h)[:, 0]
+            if model.kind == "mlp":
+                return nn.Dense(1)(nn.relu(nn.Dense(model.mlp_units)(x.reshape(x.shape[0], -1))))[:, 0]
+            for layer in model.layers:
+                x = nn.Dropout(layer.dropout, deterministic=False)(x) if layer.dropout else x
+                fw = nn.RNN(cell(layer))(x)
+                if layer.bidirectional:
+                    bw = nn.RNN(cell(layer), reverse=True, keep_order=True)(x)
+                    x, last = jnp.concatenate([fw, bw], -1), jnp.concatenate([fw[:, -1], bw[:, 0]], -1)
+                else:
+                    x, last = fw, fw[:, -1]
+            return nn.Dense(1)(last)[:, 0]
 
-    model, opt = Model(), optax.rmsprop(1e-3, decay=0.9, eps=1e-7)
-    params = model.init(jax.random.PRNGKey(0), xs)
-    opt_state = opt.init(params)
+    net, opt = Model(), optax.rmsprop(1e-3, decay=0.9, eps=1e-7)
+    params = net.init({"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}, xs)
+    opt_state, key = opt.init(params), jax.random.PRNGKey(2)
 
     @jax.jit
-    def step(params, opt_state):
-        loss, g = jax.value_and_grad(lambda p: jnp.mean(jnp.abs(model.apply(p, xs) - y)))(params)
+    def step(params, opt_state, key):
+        key, k = jax.random.split(key)
+        loss, g = jax.value_and_grad(
+            lambda p: jnp.mean(jnp.abs(net.apply(p, xs, rngs={"dropout": k}) - y)))(params)
         u, opt_state = opt.update(g, opt_state, params)
-        return optax.apply_updates(params, u), opt_state, loss
+        return optax.apply_updates(params, u), opt_state, key, loss
 
     def run():
-        nonlocal params, opt_state
+        nonlocal params, opt_state, key
         for _ in range(steps):
-            params, opt_state, loss = step(params, opt_state)
+            params, opt_state, key, loss = step(params, opt_state, key)
         loss.block_until_ready()
     return run
 
 
-def torch_peer(cell: str, steps: int, xs, y):
+def _act(name: str):
+    return jax.nn.relu if name == "relu" else jnp.tanh
+
+
+def torch_peer(model: ModelConfig, steps: int, xs, y, threads: int = 1):
     import torch
 
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
-    rnn = (torch.nn.GRU if cell == "gru" else torch.nn.LSTM)(F, H, batch_first=True)
-    head = torch.nn.Linear(H, 1)
-    params = list(rnn.parameters()) + list(head.parameters())
-    opt = torch.optim.RMSprop(params, lr=1e-3, alpha=0.9, eps=1e-7)
+    nn = torch.nn
+    if model.kind == "mlp":
+        net = nn.Sequential(nn.Flatten(), nn.Linear(T * F, model.mlp_units), nn.ReLU(), nn.Linear(model.mlp_units, 1))
+        forward = net
+    else:
+        layers, drops, in_f = nn.ModuleList(), [], F
+        for layer in model.layers:
+            cls = nn.GRU if layer.cell == "gru" else nn.LSTM
+            layers.append(cls(in_f, layer.units, batch_first=True, bidirectional=layer.bidirectional))
+            drops.append(nn.Dropout(layer.dropout))
+            in_f = layer.units * (2 if layer.bidirectional else 1)
+        head, top = nn.Linear(in_f, 1), model.layers[-1]
+        net = nn.ModuleList([layers, head])
+
+        def forward(x):
+            for rnn_, drop in zip(layers, drops):
+                x, _ = rnn_(drop(x))
+            last = torch.cat([x[:, -1, :top.units], x[:, 0, top.units:]], -1) if top.bidirectional else x[:, -1]
+            return head(last)
+    opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
     tx, ty = torch.from_numpy(np.array(xs)), torch.from_numpy(np.array(y))
 
     def run():
         for _ in range(steps):
             opt.zero_grad()
-            out, _ = rnn(tx)
-            loss = (head(out[:, -1])[:, 0] - ty).abs().mean()
+            loss = (forward(tx)[:, 0] - ty).abs().mean()
             loss.backward()
             opt.step()
     return run
 
 
+def _torch_version() -> str:
+    try:
+        import torch
+        return torch.__version__
+    except ImportError:
+        return "not installed"
+
+
+def approximate(model: ModelConfig) -> bool:
+    """Whether the peers run a simplified model (no recurrent dropout, no relu GRU in PyTorch)."""
+    return any(layer.recurrent_dropout or layer.activation != "tanh" for layer in model.layers)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="gru,lstm")
+    p.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, from {','.join(MODELS)}")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--torch-threads", type=int, default=1)
     args = p.parse_args(argv)
     ds = data.load_dataset(DataConfig())
     xs, y = data.windows(ds.series, jnp.arange(10_000, 10_000 + B), lookback=1440, step=6, delay=144, target_col=1)
-    print(f"# {machine()}; python {platform.python_version()}; B={B} T={T} F={F} H={H}; "
-          f"{args.steps} steps per timed call, median of {args.reps}")
-    for cell in args.models.split(","):
-        runners = {"jena_rnn": ours(cell, args.steps, ds), "jena_rnn fixed batch": ours_fixed(cell, args.steps, ds)}
-        for name, make in (("flax nn.RNN", flax_peer), ("pytorch", torch_peer)):
+    default = "on" if rnn.default_remat() else "off"
+    print(f"# {machine()}; python {platform.python_version()}; jax {jax.__version__}; B={B} T={T} F={F}; "
+          f"{args.steps} steps per timed call, median of {args.reps}; default remat here: {default}; "
+          f"torch {_torch_version()} on {args.torch_threads} thread(s)")
+    cols = ["remat off", "remat on", "fixed batch", "flax nn.RNN", "pytorch"]
+    print("| model | " + " | ".join(cols) + " | compile off / on (s) | best peer / our best | sampling |")
+    print("|---" * (len(cols) + 4) + "|")
+    for name in args.models.split(","):
+        model = lecture_config(name).model
+        (off, c_off), (on, c_on) = ours(name, args.steps, ds, False), ours(name, args.steps, ds, True)
+        runners = {"remat off": off, "remat on": on, "fixed batch": ours_fixed(name, args.steps, xs, y)}
+        torch_run = lambda *a: torch_peer(*a, threads=args.torch_threads)  # noqa: E731
+        for col, make in (("flax nn.RNN", flax_peer), ("pytorch", torch_run)):
             try:
-                runners[name] = make(cell, args.steps, xs, y)
+                runners[col] = make(model, args.steps, xs, y)
             except ImportError as e:
-                print(f"  {name}: skipped ({e})")
-        for run in runners.values():  # compile / warm up
+                print(f"  {col}: skipped ({e})", file=sys.stderr)
+        for run in runners.values():  # warm up (and compile the peers)
             run()
         times = {k: [] for k in runners}
         for _ in range(args.reps):
@@ -140,11 +219,13 @@ def main(argv=None) -> None:
                 run()
                 times[k].append(1e3 * (time.perf_counter() - t0) / args.steps)
         med = {k: statistics.median(v) for k, v in times.items()}
-        peers = [v for k, v in med.items() if not k.startswith("jena_rnn")]
-        print(f"{cell.upper()}({H}) ms/step: " + "  ".join(f"{k} {v:.1f}" for k, v in med.items()))
-        print(f"  sampling overhead {100 * (med['jena_rnn'] / med['jena_rnn fixed batch'] - 1):+.1f}%"
-              + (f"; best peer / jena_rnn = {min(peers) / med['jena_rnn']:.2f}x" if peers else ""))
-        sys.stdout.flush()
+        best_ours = min(med["remat off"], med["remat on"])
+        peers = [v for k, v in med.items() if k in ("flax nn.RNN", "pytorch")]
+        ratio = f"{min(peers) / best_ours:.2f}x" if peers else "–"
+        sampling = f"{100 * (med[f'remat {default}'] / med['fixed batch'] - 1):+.1f}%"
+        label = name + (" ~" if approximate(model) else "")
+        print(f"| {label} | " + " | ".join(f"{med[c]:.1f}" if c in med else "–" for c in cols)
+              + f" | {c_off:.1f} / {c_on:.1f} | {ratio} | {sampling} |", flush=True)
 
 
 if __name__ == "__main__":
