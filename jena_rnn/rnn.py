@@ -23,8 +23,13 @@ MERGE = {"concat": lambda a, b: jnp.concatenate([a, b], axis=-1), "sum": lambda 
 
 
 def default_remat() -> bool:
-    """Return ``unroll``'s ``remat=None`` choice for the current backend (see benchmarks/RESULTS.md)."""
-    return False
+    """Return ``unroll``'s ``remat=None`` choice: on for XLA:CPU only (benchmarks/RESULTS.md, Training step).
+
+    On CPU, recomputing each step's gates in the backward pass beat storing them, for every lecture
+    model measured. Elsewhere it stays off (not measured; there the extra per-step kernels of the
+    recomputation are expected to cost more than the small saved residuals).
+    """
+    return jax.default_backend() == "cpu"
 
 
 def _shape(a) -> tuple:
