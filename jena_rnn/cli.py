@@ -11,7 +11,8 @@ import json
 import sys
 from pathlib import Path
 
-from jena_rnn.config import LECTURE_MODELS, Config, DataConfig, from_dict, lecture_config
+from jena_rnn.config import (EVAL_MODES, LECTURE_MODELS, OPTIMIZERS, SENTINEL_POLICIES, Config, DataConfig,
+                             lecture_config)
 
 EXIT_USAGE = 2
 
@@ -72,11 +73,11 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--time-format", metavar="FMT", help="strptime format of the timestamps (default %%d.%%m.%%Y %%H:%%M:%%S)")
     g.add_argument("--splits", type=parse_splits, metavar="LO:HI,LO:HI,LO:HI",
                    help="train,val,test end-row ranges: rows or fractions (default 0:200000,200001:300000,300001:)")
-    g.add_argument("--eval-mode", choices=("full", "lecture"),
+    g.add_argument("--eval-mode", choices=EVAL_MODES,
                    help="full: every window of a split once (default); lecture: the book's val_steps batches")
     g.add_argument("--strict-targets", action="store_true", default=None,
                    help="keep targets inside each split (the lecture lets them reach DELAY rows past it)")
-    g.add_argument("--sentinel-policy", choices=("zero", "interpolate", "keep", "error"),
+    g.add_argument("--sentinel-policy", choices=SENTINEL_POLICIES,
                    help="what to do with -9999 error values in the wind columns (default zero)")
     g.add_argument("--synthetic-rows", type=_positive_int, help="rows of the synthetic default (default 420551)")
 
@@ -208,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--reverse", action="store_true", help="feed windows in reversed time order")
     t.add_argument("--mlp-units", type=_positive_int, help="MLP hidden width (default 32)")
     t.add_argument("--hoist-input", choices=("on", "off"), help="input projection before the scan (default: per backend)")
-    t.add_argument("--optimizer", choices=("rmsprop", "adam", "sgd"), help="default rmsprop")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, help="default rmsprop")
     t.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
     t.add_argument("--rho", type=float, help="RMSprop decay (default 0.9)")
     t.add_argument("--eps", type=float, help="RMSprop epsilon, inside the square root as Keras (default 1e-7)")

@@ -15,6 +15,8 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 MERGE_MODES = ("concat", "sum", "ave", "mul")
 MODEL_KINDS = ("naive", "mlp", "rnn")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
+SENTINEL_POLICIES = ("zero", "interpolate", "keep", "error")  # see data.load_csv
+EVAL_MODES = ("full", "lecture")  # see data.eval_rows
 
 # A split bound is a row index (int) or a fraction of the file's rows (float in [0, 1]); an upper bound
 # of None means "as far as the file allows" (the lecture's max_index=None rule: len - delay - 1).
@@ -54,9 +56,9 @@ class DataConfig:
             _check(int(getattr(self, name)) > 0, f"DataConfig.{name} must be positive, got {getattr(self, name)!r}")
         _check(self.lookback % self.step == 0,
                f"DataConfig.lookback ({self.lookback}) must be a multiple of step ({self.step})")
-        _check(self.sentinel_policy in ("zero", "interpolate", "keep", "error"),
+        _check(self.sentinel_policy in SENTINEL_POLICIES,
                f"DataConfig.sentinel_policy must be zero|interpolate|keep|error, got {self.sentinel_policy!r}")
-        _check(self.eval_mode in ("full", "lecture"),
+        _check(self.eval_mode in EVAL_MODES,
                f"DataConfig.eval_mode must be 'full' or 'lecture', got {self.eval_mode!r}")
         for name in ("train", "val", "test"):
             bounds = getattr(self, name)

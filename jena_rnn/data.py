@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jena_rnn.config import DataConfig
+from jena_rnn.config import SENTINEL_POLICIES, DataConfig
 from jena_rnn.synthetic import JENA_COLUMNS, Table, default_table, synthetic_jena, write_jena_csv
 
 __all__ = ["Table", "Stats", "Dataset", "JENA_COLUMNS", "JENA_URL", "JENA_URL_TF", "JENA_ZIP_BYTES",
@@ -37,7 +37,6 @@ JENA_URL = "https://s3.amazonaws.com/keras-datasets/jena_climate_2009_2016.csv.z
 JENA_URL_TF = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/jena_climate_2009_2016.csv.zip"
 JENA_ZIP_BYTES = 13_568_290  # size of both published archives
 JENA_TIME_FORMAT = "%d.%m.%Y %H:%M:%S"
-SENTINEL_POLICIES = ("zero", "interpolate", "keep", "error")
 
 
 class Stats(NamedTuple):
