@@ -83,6 +83,10 @@ def _validate(cell: str, params: dict, xs: Array, *, state, lengths, mask, paddi
         raise ValueError(f"unroll: mask must have shape (B, T) = {xs.shape[:2]}, got {_shape(mask)}")
     if padding not in ("right", "pre"):
         raise ValueError(f"unroll: padding must be 'right' or 'pre', got {padding!r}")
+    if state is not None and (cell == "lstm") != isinstance(state, LSTMState):
+        raise ValueError(f"unroll: state for {cell!r} must be "
+                         + ("an LSTMState(h, c)" if cell == "lstm" else "an array h [B, H]")
+                         + f", got {type(state).__name__}")
     if state is not None:
         for name, leaf in (state._asdict().items() if isinstance(state, LSTMState) else [("state", state)]):
             if _shape(leaf) != (batch, units):
@@ -160,6 +164,9 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
       ValueError: before any tracing, for bad shapes, names, rates or a missing key.
     """
     xs = jnp.asarray(xs)
+    if reverse and go_backwards:
+        raise ValueError("unroll: reverse=True and go_backwards=True together are ambiguous; pass one "
+                         "(reverse: outputs aligned to the input's time axis; go_backwards: Keras's order)")
     units = _validate(cell, params, xs, state=state, lengths=lengths, mask=mask, padding=padding,
                       activation=activation, dropout=dropout, recurrent_dropout=recurrent_dropout,
                       key=key, train=train)

@@ -7,6 +7,7 @@ from conftest import CELL_IDS, CELLS, B, F, H, T, random_params, step_kwargs
 from jax.test_util import check_grads
 
 import reference as ref
+from jena_rnn.cells import LSTMState
 from jena_rnn import cells, rnn
 from jena_rnn.config import LayerConfig
 
@@ -233,6 +234,10 @@ _XS = np.zeros((B, T, F), np.float32)
     (("gru", _P, _XS), {"padding": "post"}, "padding must be 'right' or 'pre'"),
     (("gru", _P, _XS), {"activation": "gelu"}, "unknown activation 'gelu'"),
     (("gru", _P, _XS), {"state": np.zeros((B, H + 1))}, r"state must have shape \(B, H\) = \(2, 5\), got \(2, 6\)"),
+    (("gru", _P, _XS), {"state": LSTMState(np.zeros((B, H)), np.zeros((B, H)))}, r"state for 'gru' must be an array"),
+    (("lstm", {"w_x": np.zeros((F, 4 * H)), "w_h": np.zeros((H, 4 * H)), "b": np.zeros(4 * H)}, _XS),
+     {"state": np.zeros((B, H))}, r"state for 'lstm' must be an LSTMState\(h, c\), got ndarray"),
+    (("gru", _P, _XS), {"reverse": True, "go_backwards": True}, "ambiguous"),
 ], ids=lambda v: None)
 def test_unroll_errors(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
