@@ -16,7 +16,7 @@ run: $(STAMP)
 	$(VENV)/bin/jena-rnn train --model gru --units 32 --epochs 20 --steps-per-epoch 500 --out runs/gru --resume
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
