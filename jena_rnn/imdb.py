@@ -213,27 +213,9 @@ def init_state(cfg: IMDBConfig) -> TrainState:
 
 def write_history(run_dir: Path, history: list[dict]) -> None:
     """Write ``history.csv`` and ``history.png`` (loss and accuracy, the lecture's two figures)."""
-    rows = [",".join(HISTORY_FIELDS)] + [",".join(str(h[k]) for k in HISTORY_FIELDS) for h in history]
-    report.write_atomic(run_dir / "history.csv", ("\n".join(rows) + "\n").encode())
-    import io
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, what in zip(axes, ("loss", "acc")):
-        ax.plot(epochs, [h[f"train_{what}"] for h in history], "bo", label=f"Training {what}")
-        ax.plot(epochs, [h[f"val_{what}"] for h in history], "b", label=f"Validation {what}")
-        ax.set_xlabel("epoch")
-        ax.set_title(f"Training and validation {'accuracy' if what == 'acc' else 'loss'}")
-        ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    report.write_atomic(run_dir / "history.png", buf.getvalue())
+    report.write_atomic(run_dir / "history.csv", report.history_csv(history, HISTORY_FIELDS).encode())
+    report.plot_history(history, run_dir / "history.png",
+                        panels=(("loss", "loss", "binary cross-entropy"), ("acc", "accuracy", "accuracy")))
 
 
 def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, log=print,

@@ -56,23 +56,31 @@ def history_csv(history: list[dict], fields: tuple[str, ...] = HISTORY_FIELDS) -
 
 
 def plot_history(history: list[dict], path: str | Path, *, title: str = "Training and validation loss",
-                 baseline: float | None = None, unit: str = "normalised") -> None:
-    """Plot training (dots) and validation (line) MAE per epoch, as the lecture's figures do."""
+                 baseline: float | None = None, unit: str = "normalised",
+                 panels: tuple[tuple[str, str, str], ...] | None = None) -> None:
+    """Plot training (dots) and validation (line) metrics per epoch, as the lecture's figures do.
+
+    Args:
+      panels: one ``(key, word, ylabel)`` per subplot, plotting ``train_<key>`` and ``val_<key>``;
+        default: the MAE, labelled "loss" as in the lecture. ``baseline`` is drawn on the first panel.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    panels = panels or (("mae", "loss", f"MAE ({unit})"),)
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epochs, [h["train_mae"] for h in history], "bo", label="Training loss")
-    ax.plot(epochs, [h["val_mae"] for h in history], "b", label="Validation loss")
-    if baseline is not None:
-        ax.axhline(baseline, color="gray", linestyle="--", label="naive baseline")
-    ax.set_title(title)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"MAE ({unit})")
-    ax.legend()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    for n, (ax, (key, word, ylabel)) in enumerate(zip(axes[0], panels)):
+        ax.plot(epochs, [h[f"train_{key}"] for h in history], "bo", label=f"Training {word}")
+        ax.plot(epochs, [h[f"val_{key}"] for h in history], "b", label=f"Validation {word}")
+        if baseline is not None and n == 0:
+            ax.axhline(baseline, color="gray", linestyle="--", label="naive baseline")
+        ax.set_title(title if len(panels) == 1 else f"Training and validation {word}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.legend()
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
