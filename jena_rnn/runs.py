@@ -30,7 +30,7 @@ def load_data(cfg: DataConfig, *, quiet: bool = False) -> data.Dataset:
     if not quiet:
         _log(f"data: {ds.source}: {ds.series.shape[0]} rows x {ds.series.shape[1]} columns; "
              f"train {ds.train}, val {ds.val}, test {ds.test}")
-        notes = {k: v for k, v in ds.report.items() if k not in ("file", "rows", "columns") and v}
+        notes = {k: v for k, v in ds.report.items() if k not in ("file", "rows", "columns", "source") and v}
         if notes:
             _log(f"data report: {json.dumps(notes, default=str)}")
     return ds
