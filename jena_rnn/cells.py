@@ -161,6 +161,28 @@ def input_projection(cell: str, params: dict, x: Array) -> tuple[Array, ...]:
 
 
 # ---------------------------------------------------------------- public steps
+def _check_step(cell: str, params: dict, state, x: Array) -> None:
+    """Check a public step's arguments (static shapes, so also under jit); errors name the argument."""
+    name = f"{cell}_step"
+    w_x, w_h = params["w_x"], params["w_h"]
+    g = GATES[cell]
+    if getattr(x, "ndim", None) != 2:
+        raise ValueError(f"{name}: x must be [B, F] (rank 2), got shape {tuple(getattr(x, 'shape', ()))}")
+    if x.shape[1] != w_x.shape[0]:
+        raise ValueError(f"{name}: x has {x.shape[1]} features but params['w_x'] expects {w_x.shape[0]} "
+                         f"(shape {tuple(w_x.shape)})")
+    units = w_x.shape[1] // g
+    if tuple(w_h.shape) != (units, g * units):
+        raise ValueError(f"{name}: params['w_h'] has shape {tuple(w_h.shape)}, expected ({units}, {g * units})")
+    if (cell == "lstm") != isinstance(state, LSTMState):
+        raise ValueError(f"{name}: state must be " + ("an LSTMState(h, c)" if cell == "lstm" else "an array h")
+                         + f", got {type(state).__name__}")
+    for label, leaf in (state._asdict().items() if cell == "lstm" else [("h", state)]):
+        if tuple(leaf.shape) != (x.shape[0], units):
+            raise ValueError(f"{name}: {label} must have shape (B, H) = ({x.shape[0]}, {units}), "
+                             f"got {tuple(leaf.shape)}")
+
+
 def simple_rnn_step(params: dict, h: Array, x: Array, *, activation: str = "tanh") -> tuple[Array, Array]:
     """Advance a SimpleRNN by one step, ``h' = act(x Wx + h Wh + b)``.
 
@@ -171,6 +193,7 @@ def simple_rnn_step(params: dict, h: Array, x: Array, *, activation: str = "tanh
     Returns:
       (h_new, h_new), each [B, H], i.e. lax.scan's (carry, output).
     """
+    _check_step("simple_rnn", params, h, x)
     return simple_rnn_cell(params, h, input_projection("simple_rnn", params, x), activation=activation)
 
 
@@ -184,6 +207,7 @@ def lstm_step(params: dict, state: LSTMState, x: Array, *, activation: str = "ta
     Returns:
       (LSTMState(h_new, c_new), h_new), h_new [B, H].
     """
+    _check_step("lstm", params, state, x)
     return lstm_cell(params, state, input_projection("lstm", params, x), activation=activation)
 
 
@@ -200,6 +224,7 @@ def gru_step(params: dict, h: Array, x: Array, *, reset_after: bool = False,
     Returns:
       (h_new, h_new), each [B, H], i.e. lax.scan's (carry, output).
     """
+    _check_step("gru", params, h, x)
     return gru_cell(params, h, input_projection("gru", params, x), reset_after=reset_after,
                     activation=activation)
 

@@ -80,3 +80,21 @@ def test_zero_state_and_unknown_names():
         cells.init_cell("rnn", jax.random.key(0), F, H)
     with pytest.raises(ValueError, match="unknown activation 'gelu'"):
         cells.get_activation("gelu")
+
+
+def test_step_errors_name_the_argument():
+    p = cells.init_gru(jax.random.PRNGKey(0), F, H)
+    h, x = jnp.zeros((B, H)), jnp.zeros((B, F))
+    with pytest.raises(ValueError, match=rf"gru_step: x has 4 features but params\['w_x'\] expects {F}"):
+        cells.gru_step(p, h, jnp.zeros((B, 4)))
+    with pytest.raises(ValueError, match=r"gru_step: x must be \[B, F\] \(rank 2\)"):
+        cells.gru_step(p, h, jnp.zeros((B, 1, F)))
+    with pytest.raises(ValueError, match=rf"gru_step: h must have shape \(B, H\) = \({B}, {H}\), got \({B}, {H + 1}\)"):
+        cells.gru_step(p, jnp.zeros((B, H + 1)), x)
+    lp = cells.init_lstm(jax.random.PRNGKey(0), F, H)
+    with pytest.raises(ValueError, match=r"lstm_step: state must be an LSTMState\(h, c\)"):
+        cells.lstm_step(lp, h, x)
+    with pytest.raises(ValueError, match=r"lstm_step: c must have shape"):
+        cells.lstm_step(lp, cells.LSTMState(h, jnp.zeros((B, 1))), x)
+    # the checks read static shapes, so the step still jits
+    jax.jit(cells.gru_step)(p, h, x)
