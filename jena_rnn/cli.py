@@ -221,6 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run directory (checkpoints, history, loss.png)")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     t.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
+    t.add_argument("--mesh", default="auto", help="data=N: split each batch over N devices; 'none': one device; "
+                   "default auto = every local device (on a CPU: one per core, see JENA_RNN_CPU_DEVICES)")
     add_data_args(t)
 
     e = sub.add_parser("evaluate", help="MAE of a trained run on a split")
@@ -296,15 +298,32 @@ def _which(text: str):
         raise ValueError(f"--which: expected best, latest or an epoch number, got {text!r}") from None
 
 
+def _train_mesh(text: str):
+    """``--mesh`` of ``train``: "auto" (the string, resolved by ``runs.train``), None for "none", or a Mesh."""
+    from jena_rnn import distributed
+
+    if text in ("auto", "none"):
+        return None if text == "none" else "auto"
+    shape = distributed.parse_mesh(text)
+    if set(shape) != {"data"}:
+        raise ValueError(f"train --mesh: only the 'data' axis applies to one model, got {text!r}")
+    import jax
+
+    n, devices = shape["data"], jax.local_devices()
+    return distributed.make_mesh(shape, devices if n == -1 else devices[:n])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``jena-rnn``; returns (and exits with) the process status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    from jena_rnn import runs
+    from jena_rnn import distributed, runs
 
     try:
+        distributed.use_cpu_cores()  # one JAX device per core; before any computation
         if args.command == "train":
-            out = runs.train(train_config(args), args.out, resume=args.resume, quiet=args.quiet)
+            out = runs.train(train_config(args), args.out, resume=args.resume, quiet=args.quiet,
+                             mesh=_train_mesh(args.mesh))
         elif args.command == "baseline":
             out = runs.baseline(data_config(args, DataConfig()))
         elif args.command == "evaluate":

@@ -14,7 +14,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jena_rnn import checkpoint, data, train as training
+from jena_rnn import checkpoint, data, distributed, train as training
 from jena_rnn.data import load_table
 from jena_rnn.config import Config, DataConfig, ModelConfig, from_dict
 from jena_rnn.models import apply_model, count_params
@@ -36,21 +36,34 @@ def load_data(cfg: DataConfig, *, quiet: bool = False) -> data.Dataset:
     return ds
 
 
-def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool = False) -> dict:
-    """Train ``config`` into run directory ``out``; return the best epoch and its test MAE."""
+def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool = False,
+          mesh="auto") -> dict:
+    """Train ``config`` into run directory ``out``; return the best epoch and its test MAE.
+
+    ``mesh``: a ``"data"`` mesh for data-parallel training, None for one device, or "auto"
+    (``distributed.auto_mesh``: every local device that divides the batch).
+    """
     ds = load_data(config.data, quiet=quiet)
     log = None if quiet else _log
-    state, history = training.fit(config, ds, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty())
+    if mesh == "auto":
+        mesh = distributed.auto_mesh(config.data.batch_size)
+    n_dev = distributed.axis_size(mesh, "data")
+    if log is not None and n_dev > 1:
+        log(f"devices: batch of {config.data.batch_size} split over {n_dev} {jax.default_backend()} devices "
+            f"(data parallel)")
+    state, history = training.fit(config, ds, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty(),
+                                  mesh=mesh)
     scale = data.target_scale(ds)
     best_state, meta = checkpoint.restore(out, state, which="best")
-    test_mae = training.evaluate_split(config, best_state.params, ds, "test")
+    test_mae = training.evaluate_split(config, best_state.params, ds, "test", mesh=mesh)
     best = min(history, key=lambda h: h["val_mae"])
     steps = [h["step_ms"] for h in history[1:]] or [history[0]["step_ms"]]
     summary = {"run_dir": str(out), "params": count_params(state.params), "epochs": len(history),
                "best_epoch": best["epoch"], "best_val_mae": best["val_mae"],
                "best_val_mae_degC": best["val_mae_degC"], "test_mae": test_mae,
                "test_mae_degC": test_mae * scale, "step_ms_median": float(np.median(steps)),
-               "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind)}
+               "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
+               "devices": n_dev}
     if not quiet:
         _log(f"time per training step: {summary['step_ms_median']:.1f} ms (median over epochs after the first, "
              f"batch {config.data.batch_size}, {config.data.timesteps} steps, {jax.default_backend()})")

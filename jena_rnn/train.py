@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, PartitionSpec as P
 
-from jena_rnn import checkpoint, data, report
+from jena_rnn import checkpoint, data, distributed, report
 from jena_rnn.config import Config, OptimConfig, from_dict, to_dict
 from jena_rnn.models import apply_model, init_model
 
@@ -77,8 +78,23 @@ def init_state(config: Config, key: Array, in_features: int) -> TrainState:
     return TrainState(params, opt_state, jnp.zeros((), jnp.int32), k_run)
 
 
+def _data_parallel(fn: Callable, mesh, in_specs: tuple, reduce: Callable) -> Callable:
+    """``shard_map`` ``fn`` over the mesh's ``"data"`` axis; outputs are combined by ``reduce(x, "data")``.
+
+    Each device runs ``fn`` on its slice of the arguments split by ``in_specs`` (the others are
+    replicated), so the devices work concurrently; on a CPU split into one device per core
+    (``distributed.use_cpu_cores``) that puts every core on the recurrence. The outputs are replicated.
+    """
+    def local(*args):
+        return jax.tree.map(lambda x: reduce(x, "data"), fn(*args))
+
+    # check_vma=False: the scan carries start replicated (zeros) and become per-device; values are exact.
+    return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=P(), check_vma=False)
+
+
 def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
-                    batch_sharding: Any = None) -> Callable[..., tuple[TrainState, dict]]:
+                    batch_sharding: Any = None, mesh: Mesh | None = None
+                    ) -> Callable[..., tuple[TrainState, dict]]:
     """Return the pure step ``(state, series [N, F], rates=None) -> (state, {"loss": []})`` (not jitted).
 
     The batch is drawn from ``series`` with the key carried in ``state``; static structure comes
@@ -86,10 +102,21 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
     ``rates`` [L, 2] optionally overrides each layer's (dropout, recurrent_dropout) with arrays, so a
     sweep can vmap them; None uses the config's rates. ``batch_sharding`` (a ``jax.sharding.Sharding``
     of the batch axis, e.g. ``NamedSharding(mesh, P("data"))``) constrains the drawn end rows, so that
-    XLA partitions the step over devices (data parallelism; ``jena_rnn.distributed``).
+    XLA partitions the step over devices (sweeps use this, inside their vmap).
+
+    ``mesh`` (a ``jax.sharding.Mesh`` with a ``"data"`` axis of n > 1 devices; single-model training)
+    instead runs the window gather, forward and backward under ``shard_map``: device k takes end rows
+    ``[k B/n, (k+1) B/n)`` of the same drawn batch, and the loss and gradients are averaged over the
+    devices (``pmean``; the MAE of equal halves averages to the MAE of the batch). Without dropout this
+    is the single-device step up to float rounding. Dropout masks are drawn per device from the step's
+    key folded with the device index: the same distribution, not the single-device masks.
+    Raises ``ValueError`` if ``batch_size`` is not divisible by n.
     """
     d, optimizer = config.data, make_optimizer(config.optim)
     lo, hi = bounds
+    n_data = distributed.axis_size(mesh, "data")
+    if n_data > 1:
+        distributed.check_divisible(mesh, batch_size=d.batch_size, members=1)
 
     def loss_fn(params, xs, y, key, rates):
         if rates is not None:
@@ -98,6 +125,17 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
                             rates=rates)
         return mae(y_hat, y)
 
+    def grads_fn(params, series, rows, key, rates):
+        xs, y = data.windows(series, rows, lookback=d.lookback, step=d.step, delay=d.delay,
+                             target_col=target_col, reverse=d.reverse)
+        return jax.value_and_grad(loss_fn)(params, xs, y, key, rates)
+
+    def local_grads(params, series, rows, key):
+        return grads_fn(params, series, rows, jax.random.fold_in(key, jax.lax.axis_index("data")), None)
+
+    if n_data > 1:
+        sharded_grads = _data_parallel(local_grads, mesh, (P(), P(), P("data"), P()), jax.lax.pmean)
+
     def train_step(state: TrainState, series: Array, rates: Array | None = None
                    ) -> tuple[TrainState, dict]:
         key, k_rows, k_drop = jax.random.split(state.key, 3)
@@ -105,9 +143,13 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
                                       delay=d.delay, strict=d.strict_targets)
         if batch_sharding is not None:
             rows = jax.lax.with_sharding_constraint(rows, batch_sharding)
-        xs, y = data.windows(series, rows, lookback=d.lookback, step=d.step, delay=d.delay,
-                             target_col=target_col, reverse=d.reverse)
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, xs, y, k_drop, rates)
+        if n_data > 1:
+            if rates is not None:
+                raise ValueError("make_train_step: per-call dropout rates (sweeps) are not supported with a "
+                                 "'data' mesh; sweeps pass batch_sharding instead")
+            loss, grads = sharded_grads(state.params, series, rows, k_drop)
+        else:
+            loss, grads = grads_fn(state.params, series, rows, k_drop, rates)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state, state.step + 1, key), {"loss": loss}
@@ -117,17 +159,17 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
 
 def make_train_epoch(config: Config, bounds: tuple[int, int], target_col: int, *,
                      progress: Callable[[int], None] | None = None, jit: bool = True,
-                     batch_sharding: Any = None):
+                     batch_sharding: Any = None, mesh: Mesh | None = None):
     """Return ``train_epoch(state, series, rates=None) -> (state, {"loss": [steps_per_epoch]})``.
 
-    One ``lax.scan`` of ``make_train_step`` steps (``rates`` and ``batch_sharding``: see there).
+    One ``lax.scan`` of ``make_train_step`` steps (``rates``, ``batch_sharding``, ``mesh``: see there).
 
     Args:
       progress: optional host callback given the 1-based step within the epoch (a progress bar);
         called through ``jax.debug.callback``, so it costs one cheap host call per step.
       jit: wrap in ``jax.jit`` (sweeps pass False and jit their own vmapped version).
     """
-    step_fn = make_train_step(config, bounds, target_col, batch_sharding=batch_sharding)
+    step_fn = make_train_step(config, bounds, target_col, batch_sharding=batch_sharding, mesh=mesh)
     steps = config.train.steps_per_epoch
 
     def train_epoch(state: TrainState, series: Array, rates: Array | None = None):
@@ -143,11 +185,13 @@ def make_train_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
     return jax.jit(train_epoch) if jit else train_epoch
 
 
-def make_evaluate(config: Config, target_col: int, *, model=None):
+def make_evaluate(config: Config, target_col: int, *, model=None, mesh: Mesh | None = None):
     """Return jitted ``evaluate(params, series, rows [nb, B], valid [nb, B]) -> (sum |err|, count)``.
 
     One ``lax.scan`` over the batches of end rows from ``data.eval_rows``; padded rows (valid False)
-    are ignored. MAE = sum / count, in normalised units.
+    are ignored. MAE = sum / count, in normalised units. With a ``mesh`` whose ``"data"`` axis has
+    n > 1 devices, each device scores columns ``[k B/n, (k+1) B/n)`` of every batch and the sums are
+    added (``psum``); ``B`` must be divisible by n.
     """
     d, model = config.data, model or config.model
 
@@ -162,6 +206,9 @@ def make_evaluate(config: Config, target_col: int, *, model=None):
         (total, count), _ = jax.lax.scan(body, (jnp.zeros(()), jnp.zeros((), jnp.int32)), (rows, valid))
         return total, count
 
+    if distributed.axis_size(mesh, "data") > 1:
+        distributed.check_divisible(mesh, batch_size=d.batch_size, members=1)
+        evaluate = _data_parallel(evaluate, mesh, (P(), P(), P(None, "data"), P(None, "data")), jax.lax.psum)
     return jax.jit(evaluate)
 
 
@@ -174,10 +221,11 @@ def split_rows(config: Config, bounds: tuple[int, int]) -> tuple[Array, Array]:
 
 
 def evaluate_split(config: Config, params: dict, ds: data.Dataset, split: str = "val",
-                   *, model=None) -> float:
+                   *, model=None, mesh: Mesh | None = None) -> float:
     """Return the normalised MAE of ``params`` over a whole split (``"train"``, ``"val"``, ``"test"``)."""
     rows, valid = split_rows(config, getattr(ds, split))
-    total, count = make_evaluate(config, ds.target_col, model=model)(params, ds.series, rows, valid)
+    series, params = distributed.place((ds.series, params), mesh, stacked=False)
+    total, count = make_evaluate(config, ds.target_col, model=model, mesh=mesh)(params, series, rows, valid)
     return float(total) / max(int(count), 1)
 
 
@@ -188,7 +236,8 @@ def _stats_json(ds: data.Dataset) -> dict:
 
 
 def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, resume: bool = False,
-        log: Callable[[str], None] | None = print, progress: bool = False) -> tuple[TrainState, list[dict]]:
+        log: Callable[[str], None] | None = print, progress: bool = False,
+        mesh: Mesh | None = None) -> tuple[TrainState, list[dict]]:
     """Train ``config`` on ``ds``; checkpoint every epoch to ``run_dir`` (if given).
 
     Args:
@@ -196,6 +245,8 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
         because the PRNG key is part of the checkpointed state).
       log: receives one line per epoch (None = quiet).
       progress: draw a progress bar on stderr while an epoch runs.
+      mesh: data-parallel training and validation over its ``"data"`` axis (``make_train_step``);
+        e.g. ``distributed.auto_mesh(batch_size)``. None = one device.
     Returns:
       (final state, history): one dict per epoch with ``train_mae``, ``val_mae`` (normalised),
       the same in the target's units (``*_degC``), ``train_seconds``, ``step_ms`` and ``epoch_seconds``.
@@ -222,9 +273,10 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
         if not history:  # before the first checkpoint, so a crash inside it still leaves a resumable run
             report.write_json(run_dir / "config.json", to_dict(config))
     bar = report.ProgressBar(config.train.steps_per_epoch) if progress else None
-    train_epoch = make_train_epoch(config, ds.train, ds.target_col, progress=bar)
-    evaluate = make_evaluate(config, ds.target_col)
+    train_epoch = make_train_epoch(config, ds.train, ds.target_col, progress=bar, mesh=mesh)
+    evaluate = make_evaluate(config, ds.target_col, mesh=mesh)
     val_rows, val_valid = split_rows(config, ds.val)
+    state, series = distributed.place((state, ds.series), mesh, stacked=False)
     best = min((h["val_mae"] for h in history), default=float("inf"))
     # epochs since the best one: a resumed run stops early exactly where an uninterrupted one would
     stale = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["val_mae"]) if history else 0
@@ -232,10 +284,10 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
         return state, history
     for epoch in range(len(history) + 1, config.train.epochs + 1):
         t0 = time.perf_counter()
-        state, metrics = train_epoch(state, ds.series)
+        state, metrics = train_epoch(state, series)
         losses = np.asarray(metrics["loss"])  # blocks until the epoch is done
         t_train = time.perf_counter() - t0
-        total, count = evaluate(state.params, ds.series, val_rows, val_valid)
+        total, count = evaluate(state.params, series, val_rows, val_valid)
         train_mae, val_mae = float(np.mean(losses)), float(total) / max(int(count), 1)
         if bar is not None:
             bar.close()

@@ -1,7 +1,13 @@
 """Shared fixtures. Matmuls run at full float32 precision so tolerances mean what they say."""
+import os
+
 import jax
 import numpy as np
 import pytest
+
+# In-process CLI calls would otherwise split the CPU into one device per core (distributed.use_cpu_cores)
+# when they happen to start JAX; tests that need several devices set them in a subprocess.
+os.environ.setdefault("JENA_RNN_CPU_DEVICES", "1")
 
 jax.config.update("jax_default_matmul_precision", "highest")
 

@@ -50,6 +50,36 @@ SCRIPT = textwrap.dedent('''
         else:
             raise AssertionError(f"no error for {shape}")
     print("ok errors", flush=True)
+
+    # single-model data parallelism (shard_map over "data"): the single-device history, checkpoints included
+    from jena_rnn import train
+    import tempfile
+    cfg = tiny_config(units=8, epochs=2, steps=3)
+    _, ref_hist = train.fit(cfg, ds, log=None)
+    mesh = distributed.auto_mesh(cfg.data.batch_size)  # 16 rows over all 4 devices
+    assert distributed.axis_size(mesh, "data") == 4, mesh
+    with tempfile.TemporaryDirectory() as d:
+        state, hist = train.fit(cfg, ds, d, mesh=mesh, log=None)
+        for a, b in zip(ref_hist, hist):
+            np.testing.assert_allclose([a["train_mae"], a["val_mae"]], [b["train_mae"], b["val_mae"]], rtol=1e-5)
+        assert len(state.params["head"]["w"].sharding.device_set) == 4
+        full = train.evaluate_split(cfg, state.params, ds, "test")
+        np.testing.assert_allclose(train.evaluate_split(cfg, state.params, ds, "test", mesh=mesh), full, rtol=1e-5)
+    # dropout under the mesh: each device draws its own masks (not the single-device ones), still trains
+    drop = tiny_config(units=8, epochs=1, steps=3, recurrent_dropout=0.5)
+    _, h1 = train.fit(drop, ds, mesh=mesh, log=None)
+    _, h2 = train.fit(drop, ds, mesh=mesh, log=None)
+    assert h1[0]["train_mae"] == h2[0]["train_mae"] and np.isfinite(h1[0]["val_mae"])
+    assert distributed.axis_size(distributed.auto_mesh(18), "data") == 3  # largest count dividing 18
+    assert distributed.auto_mesh(17) is None
+    try:
+        train.make_train_step(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=18)),
+                              ds.train, ds.target_col, mesh=mesh)
+    except ValueError as e:
+        assert "batch size 18 is not divisible by the 4" in str(e), e
+    else:
+        raise AssertionError("no error for batch 18 over 4 devices")
+    print("ok data parallel", flush=True)
 ''')
 
 
@@ -60,7 +90,44 @@ def test_sharded_losses_equal_single_device(tmp_path):
            "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert proc.stdout.count("ok") == 4
+    assert proc.stdout.count("ok") == 5
+
+
+def _env(tmp_path, **extra):
+    tests = Path(__file__).parent
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JENA_RNN_CPU_DEVICES")}
+    return {**env, "JAX_PLATFORMS": "cpu", "JENA_RNN_CACHE": str(tmp_path / "cache"),
+            "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]), **extra}
+
+
+def test_use_cpu_cores_sets_the_device_count_once(tmp_path):
+    code = ("import jax; from jena_rnn import distributed as d; n = d.use_cpu_cores(); "
+            "print(n, jax.device_count(), d.use_cpu_cores(5), jax.device_count())")
+    run = lambda **env: subprocess.run([sys.executable, "-c", code], env=_env(tmp_path, **env),  # noqa: E731
+                                       capture_output=True, text=True, timeout=120)
+    assert run(JENA_RNN_CPU_DEVICES="3").stdout.split() == ["3", "3", "3", "3"]  # later calls change nothing
+    flags = run(JENA_RNN_CPU_DEVICES="3", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    assert flags.stdout.split() == ["2", "2", "2", "2"], flags.stderr  # the user's XLA_FLAGS win
+    bad = run(JENA_RNN_CPU_DEVICES="two")
+    assert bad.returncode != 0 and "JENA_RNN_CPU_DEVICES must be a positive integer, got 'two'" in bad.stderr
+
+
+def test_cli_train_splits_the_batch_over_cpu_devices(tmp_path):
+    args = ["train", "--model", "gru", "--units", "4", "--epochs", "1", "--steps-per-epoch", "2",
+            "--set", "data.synthetic_rows=3000", "--set", "data.lookback=60", "--set", "data.delay=12",
+            "--set", "data.batch_size=8", "--set", "data.train=[0,1500]", "--set", "data.val=[1501,2200]",
+            "--set", "data.test=[2201,null]"]
+    code = "import sys; from jena_rnn.cli import main; main(sys.argv[1:])"
+    run = lambda out, *extra: subprocess.run(  # noqa: E731
+        [sys.executable, "-c", code, *args, "--out", str(tmp_path / out), *extra],
+        env=_env(tmp_path, JENA_RNN_CPU_DEVICES="2"), capture_output=True, text=True, timeout=300)
+    two = run("two")
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert "split over 2 cpu devices" in two.stderr and '"devices": 2' in two.stdout
+    one = run("one", "--mesh", "none")
+    assert one.returncode == 0 and '"devices": 1' in one.stdout, one.stderr[-2000:]
+    bad = run("bad", "--mesh", "data=3")
+    assert bad.returncode == 2 and "needs 3 devices, but 2 are available" in bad.stderr, bad.stderr[-2000:]
 
 
 def test_mesh_parsing_and_sizes():
