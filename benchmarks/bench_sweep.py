@@ -1,19 +1,23 @@
 """Time per training step: one GRU(32), K vmapped members (``jena_rnn.sweep``), and K sequential runs.
 
 Question: how much faster is training K models in one vmapped program than training them one after the
-other? Shapes are the lecture's (B=128, T=240, F=14, GRU(32), RMSprop); each timed call is one jitted
-epoch of ``--steps`` steps. All programs are compiled first, then timed in interleaved rounds (so a
-neighbour's load hits every variant alike); medians are reported. Variants:
+other, on the same machine with every core in use? Shapes are the lecture's (B=128, T=240, F=14,
+GRU(32), RMSprop); each timed call is one jitted epoch of ``--steps`` steps. The CPU is split into one
+JAX device per core first (``distributed.use_cpu_cores``, as the ``jena-rnn`` command does). All
+programs are compiled first, then timed in interleaved rounds (a neighbour's load hits every variant
+alike); medians are reported. Variants:
 
-- ``single``: ``train.make_train_epoch`` (what ``fit`` runs), one model.
-- ``seq K``: K calls of ``single`` on K different states, back to back (measured for K=8; for K=32
-  it is 32 x the single median).
-- ``vmap K``: ``sweep.make_sweep_epoch`` with K members (in-loop input projection, the CPU default).
-- ``vmap K hoisted``: the same with ``hoist_input=True``: the input projection of all steps and
-  members becomes one batched matmul before the scan, leaving only ``h @ w_h`` in the loop.
-- ``vmap K dropout``: K members with traced dropout/recurrent-dropout rates 0.2/0.2 (masks drawn).
-- ``vmap K chunk c``: ``make_sweep_epoch(chunk=c)``: a ``lax.map`` over chunks of c vmapped members
-  (smaller live buffers per chunk than one vmap over all K).
+- ``single 1 dev``: ``train.make_train_epoch`` (what ``fit`` runs), one model on one device.
+- ``single dp N``: the same, data-parallel over the N devices (``fit(mesh=auto_mesh(B))``, what
+  ``jena-rnn train`` does by default).
+- ``seq K``: K calls of the faster single variant on K different states, back to back (K=8 measured;
+  for K=32 it is 32 x that single median).
+- ``vmap K 1 dev``: ``sweep.make_sweep_epoch`` with K members, one vmap over all, one device.
+- ``vmap K chunk 2 1 dev``: the same with ``chunk=2`` (a ``lax.map`` over pairs of vmapped members).
+- ``sharded K chunk c``: the members split over the N devices (``shard_map`` on a ``"sweep"`` mesh
+  axis, what ``jena-rnn sweep`` does by default), ``chunk=c`` members vmapped at a time per device.
+- ``sharded K dropout``: the same with traced dropout/recurrent-dropout rates 0.2/0.2 (masks drawn).
+The ratio column is (K x the faster single median) / the variant's time per step.
 
     python benchmarks/bench_sweep.py [--rounds 5] [--steps 4] [--ks 8,32]   (5-10 minutes on 2 cores)
 """
@@ -28,7 +32,7 @@ import time
 import jax
 import numpy as np
 
-from jena_rnn import data, sweep, train
+from jena_rnn import data, distributed, sweep, train
 from jena_rnn.config import Config, DataConfig, LayerConfig, ModelConfig, TrainConfig
 
 # a shorter synthetic series than the real file: the step time does not depend on the series length
@@ -47,14 +51,15 @@ def members(cfg: Config, k: int) -> list[Config]:
             for s in range(k)]
 
 
-def vmapped(cfg: Config, k: int, ds: data.Dataset, chunk: int | None = None):
+def vmapped(cfg: Config, k: int, ds: data.Dataset, chunk: int | None = None, mesh=None):
     cfgs = members(cfg, k)
-    states = sweep.init_states(cfgs, ds.series.shape[1])
+    states = distributed.place(sweep.init_states(cfgs, ds.series.shape[1]), mesh, stacked=True)
     rates = sweep.member_rates(cfgs)
-    rates = None if rates is None else jax.numpy.asarray(rates)
-    active = jax.numpy.ones(k, bool)
-    fn = sweep.make_sweep_epoch(sweep.static_key(cfg), ds.train, ds.target_col, chunk=chunk)
-    return lambda: fn(states, ds.series, rates, active)[1]["loss"].block_until_ready()
+    rates = None if rates is None else distributed.place(rates, mesh, stacked=True)
+    active = distributed.place(np.ones(k, bool), mesh, stacked=True)
+    series = distributed.place(ds.series, mesh, stacked=False)
+    fn = sweep.make_sweep_epoch(sweep.static_key(cfg), ds.train, ds.target_col, chunk=chunk, mesh=mesh)
+    return lambda: fn(states, series, rates, active)[1]["loss"].block_until_ready()
 
 
 def main() -> None:
@@ -63,46 +68,58 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--ks", default="8,32")
     args = parser.parse_args()
+    n_dev = distributed.use_cpu_cores() if jax.default_backend() == "cpu" else jax.local_device_count()
     ks = [int(k) for k in args.ks.split(",")]
     ds = data.load_dataset(DATA)
     cfg = config(args.steps)
-    single_epoch = train.make_train_epoch(cfg, ds.train, ds.target_col)
-    seq_states = [train.init_state(c, jax.random.PRNGKey(c.train.seed), ds.series.shape[1])
-                  for c in members(cfg, ks[0])]
-    single = lambda: single_epoch(seq_states[0], ds.series)[1]["loss"].block_until_ready()
-
-    def sequential():
-        for st in seq_states:
-            single_epoch(st, ds.series)[1]["loss"].block_until_ready()
-
-    runs = {"single": (single, 1), f"seq {ks[0]}": (sequential, ks[0])}
+    dp = distributed.auto_mesh(cfg.data.batch_size)
+    singles = {"single 1 dev": None} | ({f"single dp {n_dev}": dp} if dp is not None else {})
+    runs, seq_states = {}, {}
+    for name, mesh in singles.items():
+        epoch = train.make_train_epoch(cfg, ds.train, ds.target_col, mesh=mesh)
+        states = [distributed.place(train.init_state(c, jax.random.PRNGKey(c.train.seed), ds.series.shape[1]),
+                                    mesh, stacked=False) for c in members(cfg, ks[0])]
+        series = distributed.place(ds.series, mesh, stacked=False)
+        runs[name] = ((lambda e=epoch, st=states[0], se=series: e(st, se)[1]["loss"].block_until_ready()), 1)
+        seq_states[name] = (epoch, states, series)
     for k in ks:
-        runs[f"vmap {k}"] = (vmapped(cfg, k, ds), k)
-        for c in (2, 8):
-            if c < k:
-                runs[f"vmap {k} chunk {c}"] = (vmapped(cfg, k, ds, chunk=c), k)
-    runs[f"vmap {ks[0]} hoisted"] = (vmapped(config(args.steps, hoist=True), ks[0], ds), ks[0])
-    runs[f"vmap {ks[0]} dropout"] = (vmapped(config(args.steps, rate=0.2), ks[0], ds), ks[0])
-    print(f"backend={jax.default_backend()} device={jax.devices()[0].device_kind} cpu={platform.processor()} "
-          f"jax={jax.__version__}; GRU(32) B=128 T=240 F=14; {args.steps} steps per call")
+        sharded = distributed.auto_mesh(members=k)
+        if k == ks[0]:
+            runs[f"vmap {k} 1 dev"] = (vmapped(cfg, k, ds), k)
+        runs[f"vmap {k} chunk 2 1 dev"] = (vmapped(cfg, k, ds, chunk=2), k)
+        if sharded is not None:
+            for c in (None, 2, 4):
+                if c is None or c < k // n_dev:
+                    runs[f"sharded {k} chunk {c or k // n_dev}"] = (vmapped(cfg, k, ds, chunk=c, mesh=sharded), k)
+            if k == ks[0]:
+                runs[f"sharded {k} dropout"] = (vmapped(config(args.steps, rate=0.2), k, ds, chunk=2, mesh=sharded), k)
+    print(f"backend={jax.default_backend()} devices={n_dev} x {jax.devices()[0].device_kind} "
+          f"cpu={platform.processor()} jax={jax.__version__}; GRU(32) B=128 T=240 F=14; {args.steps} steps per call")
     t0 = time.perf_counter()
     for fn, _ in runs.values():
         fn()  # compile
     print(f"compiled {len(runs)} programs in {time.perf_counter() - t0:.0f} s")
     times: dict[str, list[float]] = {name: [] for name in runs}
+    times[f"seq {ks[0]}"] = []
     for _ in range(args.rounds):
         for name, (fn, _) in runs.items():
             t = time.perf_counter()
             fn()
             times[name].append(1e3 * (time.perf_counter() - t) / args.steps)
-    one = statistics.median(times["single"])
-    print(f"\n{'variant':<18} {'ms/step (all K)':>16} {'ms/model-step':>14} {'vs sequential':>14}  spread")
+        best_single = min(singles, key=lambda n: statistics.median(times[n]))
+        epoch, states, series = seq_states[best_single]
+        t = time.perf_counter()
+        for st in states:
+            epoch(st, series)[1]["loss"].block_until_ready()
+        times[f"seq {ks[0]}"].append(1e3 * (time.perf_counter() - t) / args.steps)
+    one = min(statistics.median(times[n]) for n in singles)
+    runs[f"seq {ks[0]}"] = (None, ks[0])
+    print(f"\n{'variant':<22} {'ms/step (all K)':>16} {'ms/model-step':>14} {'vs sequential':>14}  spread")
     for name, (_, k) in runs.items():
         med = statistics.median(times[name])
-        print(f"{name:<19} {med:16.1f} {med / k:14.2f} {k * one / med:13.2f}x  "
+        print(f"{name:<22} {med:16.1f} {med / k:14.2f} {k * one / med:13.2f}x  "
               f"{min(times[name]):.0f}-{max(times[name]):.0f}")
-    for k in ks[1:]:
-        print(f"seq {k} (= {k} x single median) {k * one:.0f} ms/step")
+    print(f"sequential = K x {one:.1f} ms ({min(singles, key=lambda n: statistics.median(times[n]))}, the faster single)")
     print(f"load average at the end: {np.round(__import__('os').getloadavg(), 2).tolist()}")
 
 

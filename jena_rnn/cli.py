@@ -259,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--epochs", type=_positive_int, help="epochs (default: the lecture's for the model)")
     w.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default 500)")
     w.add_argument("--patience", type=_positive_int, help="early stopping patience per member (default off)")
-    w.add_argument("--mesh", help="devices: sweep=N,data=M (one may be -1 = the rest); default one device")
+    w.add_argument("--mesh", help="devices: sweep=N,data=M (one may be -1 = the rest), or none; default auto = "
+                   "the members split over every local device (on a CPU: one per core)")
     w.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize (multi-host)")
     w.add_argument("--out", required=True, help="sweep directory (groups/, members/, results.md/.csv, plot)")
     w.add_argument("--resume", action="store_true", help="continue the sweep in --out")

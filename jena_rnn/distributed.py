@@ -84,15 +84,19 @@ def use_cpu_cores(n: int | None = None) -> int:
     return n
 
 
-def auto_mesh(batch_size: int, devices=None) -> Mesh | None:
-    """A ``"data"`` mesh over every local device, or None for one device.
+def auto_mesh(batch_size: int | None = None, *, members: int | None = None, devices=None) -> Mesh | None:
+    """A one-axis mesh over the local devices, or None when only one device would be used.
 
-    Uses the largest device count that divides ``batch_size`` (e.g. 3 of 4 devices for a batch of
-    129), so that a batch always splits evenly.
+    For a sweep (``members`` given) a ``"sweep"`` axis, else a ``"data"`` axis for ``batch_size``;
+    it takes the largest device count that divides that number (e.g. 3 of 4 devices for a batch of
+    18), so that the split is always even.
     """
     devices = list(jax.local_devices() if devices is None else devices)
-    n = max((k for k in range(1, len(devices) + 1) if batch_size % k == 0), default=1)
-    return None if n == 1 else make_mesh({"data": n}, devices[:n])
+    axis, size = ("sweep", members) if members is not None else ("data", batch_size)
+    if size is None:
+        raise ValueError("auto_mesh: pass batch_size or members")
+    n = max((k for k in range(1, len(devices) + 1) if size % k == 0), default=1)
+    return None if n == 1 else make_mesh({axis: n}, devices[:n])
 
 
 def parse_mesh(text: str | None) -> dict[str, int] | None:

@@ -44,6 +44,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import PartitionSpec as P
+
 from jena_rnn import checkpoint, data, distributed, report, train
 from jena_rnn.config import Config, from_dict, lecture_config, to_dict
 
@@ -176,20 +178,25 @@ def make_sweep_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
                      chunk: int | None = None) -> Callable:
     """Return jitted ``sweep_epoch(states [S], series, rates [S, L, 2] | None, active [S])``.
 
-    It runs ``jit(vmap(train_epoch, in_axes=(0, None, 0)))`` and keeps a member's old state where
-    ``active`` is False. With a mesh, the batch is split over ``"data"`` and the vmap is told that the
-    member axis lives on ``"sweep"`` (``jena_rnn.distributed``). Cached on its (hashable) arguments,
-    so a resumed or repeated group in the same process reuses the compiled program.
+    It runs ``vmap(train_epoch, in_axes=(0, None, 0))`` and keeps a member's old state where
+    ``active`` is False. Cached on its (hashable) arguments, so a resumed or repeated group in the
+    same process reuses the compiled program.
     ``chunk``: vmap ``chunk`` members at a time inside a ``lax.map`` over the chunks (smaller live
     buffers; see benchmarks/RESULTS.md "Sweeps"); None = vmap all members at once.
+    With a mesh (``jena_rnn.distributed``):
+    - only a ``"sweep"`` axis of n devices: ``shard_map`` gives each device its ``S / n`` members,
+      which it trains on its own (no communication; ``chunk`` applies per device);
+    - a ``"data"`` axis: each batch is split over it (``train.make_train_step(batch_sharding=)``)
+      and the vmap is told that the member axis lives on ``"sweep"``; ``chunk`` must be None.
     Returns ``(states, {"loss": [S, steps_per_epoch]})``.
     """
+    n_sweep, n_data = distributed.axis_size(mesh, "sweep"), distributed.axis_size(mesh, "data")
     epoch = train.make_train_epoch(config, bounds, target_col, jit=False,
                                    batch_sharding=distributed.batch_sharding(mesh))
-    spmd = "sweep" if distributed.axis_size(mesh, "sweep") > 1 else None
+    spmd = "sweep" if n_sweep > 1 and n_data > 1 else None
     vmapped = jax.vmap(epoch, in_axes=(0, None, 0), spmd_axis_name=spmd)
-    if chunk is not None and spmd is not None:
-        raise ValueError("chunk: member chunks cannot be combined with a sharded 'sweep' mesh axis")
+    if chunk is not None and n_data > 1:
+        raise ValueError("chunk: member chunks cannot be combined with a 'data' mesh axis")
 
     def sweep_epoch(states, series, rates, active):
         if chunk is None:
@@ -199,13 +206,24 @@ def make_sweep_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
         keep = lambda a, b: jnp.where(active.reshape(active.shape + (1,) * (a.ndim - 1)), a, b)
         return jax.tree.map(keep, new, states), metrics
 
+    if n_sweep > 1 and n_data == 1:
+        member = P("sweep")
+        sweep_epoch = jax.shard_map(sweep_epoch, mesh=mesh, in_specs=(member, P(), member, member),
+                                    out_specs=(member, member), check_vma=False)
     return jax.jit(sweep_epoch)
 
 
 @functools.lru_cache(maxsize=16)
-def make_sweep_evaluate(config: Config, target_col: int) -> Callable:
-    """Return jitted ``evaluate(params [S], series, rows, valid) -> (sum |err| [S], count [S])``."""
-    return jax.jit(jax.vmap(train.make_evaluate(config, target_col), in_axes=(0, None, None, None)))
+def make_sweep_evaluate(config: Config, target_col: int, mesh=None) -> Callable:
+    """Return jitted ``evaluate(params [S], series, rows, valid) -> (sum |err| [S], count [S])``.
+
+    With a mesh that has only a ``"sweep"`` axis, each device scores its own members (``shard_map``).
+    """
+    fn = jax.vmap(train.make_evaluate(config, target_col), in_axes=(0, None, None, None))
+    if distributed.axis_size(mesh, "sweep") > 1 and distributed.axis_size(mesh, "data") == 1:
+        fn = jax.shard_map(fn, mesh=mesh, in_specs=(P("sweep"), P(), P(), P()), out_specs=P("sweep"),
+                           check_vma=False)
+    return jax.jit(fn)
 
 
 # ---------------------------------------------------------------------------------------- the loop
@@ -217,10 +235,17 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     Each result: ``{"name", "history" (rows as train.fit's), "best_epoch", "best_val_mae",
     "status" ("finished" | "early-stopped" | "diverged")}``. A diverged member (non-finite loss) is
     stopped and reported, the others go on. ``chunk``: members vmapped at a time
-    (``make_sweep_epoch``); "auto" = 2 on a CPU without a mesh (measured fastest there), else all.
+    (``make_sweep_epoch``); "auto" = 2 on a CPU without a "data" axis (measured fastest there), else all.
+    ``mesh``: a ``jena_rnn.distributed`` mesh, None (one device) or "auto" (``distributed.auto_mesh``:
+    the members split over every local device whose count divides S).
     """
     base = static_key(configs[0])  # the programs read only static fields: hashable, so cached
     S, scale = len(configs), float(ds.stats.std[ds.target_col])
+    if mesh == "auto":
+        mesh = distributed.auto_mesh(members=S)
+        if log is not None and mesh is not None:
+            log(f"devices: {S} members split over {distributed.axis_size(mesh, 'sweep')} "
+                f"{jax.default_backend()} devices ({S // distributed.axis_size(mesh, 'sweep')} each)")
     distributed.check_divisible(mesh, batch_size=base.data.batch_size, members=S)
     epochs = np.asarray([c.train.epochs for c in configs])
     patience = np.asarray([c.train.patience or 10**9 for c in configs])
@@ -243,10 +268,11 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     series = distributed.place(ds.series, mesh, stacked=False)
     rates = member_rates(configs)
     rates = None if rates is None else distributed.place(rates, mesh, stacked=True)
-    if chunk == "auto":
-        chunk = 2 if mesh is None and jax.default_backend() == "cpu" and S > 2 else None
+    if chunk == "auto":  # members per device
+        local = S // distributed.axis_size(mesh, "sweep")
+        chunk = 2 if distributed.axis_size(mesh, "data") == 1 and jax.default_backend() == "cpu" and local > 2 else None
     sweep_epoch = make_sweep_epoch(base, ds.train, ds.target_col, mesh=mesh, chunk=chunk)
-    evaluate = make_sweep_evaluate(base, ds.target_col)
+    evaluate = make_sweep_evaluate(base, ds.target_col, mesh)
     rows, valid = train.split_rows(base, ds.val)
     sw = distributed.place(sw, mesh, stacked=True)
     done = max((len(r["history"]) for r in results), default=0)
@@ -445,11 +471,13 @@ def command(args: Any, data_cfg) -> dict:
                                    "patience": args.patience}.items() if v is not None}))
     axes = {a: parse_axis(getattr(args, a), a) for a in AXES if getattr(args, a, None) is not None}
     configs = expand(base, axes, seeds=args.seeds, samples=args.samples, sample_seed=args.sample_seed)
-    mesh = None
     if args.distributed:
         distributed.initialize()
-    if args.mesh:
-        mesh = distributed.make_mesh(distributed.parse_mesh(args.mesh))
+    mesh = args.mesh or "auto"
+    if mesh == "none":
+        mesh = None
+    elif mesh != "auto":
+        mesh = distributed.make_mesh(distributed.parse_mesh(mesh))
     from jena_rnn.runs import load_data
 
     log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))

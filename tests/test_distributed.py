@@ -28,11 +28,19 @@ SCRIPT = textwrap.dedent('''
     configs = [member(1e-3, 0.0, 0), member(3e-3, 0.2, 1), member(1e-2, 0.5, 2), member(3e-2, 0.1, 3)]
     names = ["a", "b", "c", "d"]
 
-    def losses(mesh):
-        sw, results = sweep.fit_group(configs, names, ds, mesh=mesh, log=None)
+    def losses(mesh, chunk="auto"):
+        sw, results = sweep.fit_group(configs, names, ds, mesh=mesh, chunk=chunk, log=None)
         return sw, np.array([[(h["train_mae"], h["val_mae"]) for h in r["history"]] for r in results])
 
     _, ref = losses(None)
+    # members per device run as lax.map chunks under shard_map; "auto" splits 4 members over the 4 devices
+    sw, got = losses(distributed.make_mesh({"sweep": 2}, jax.devices()[:2]), chunk=1)
+    np.testing.assert_allclose(got, ref, rtol=1e-4)
+    assert len(sw.train.params["head"]["w"].sharding.device_set) == 2
+    sw, got = losses("auto")
+    np.testing.assert_allclose(got, ref, rtol=1e-4)
+    assert tuple(sw.train.params["head"]["w"].sharding.spec) == ("sweep",)
+    print("ok sweep chunks and auto", flush=True)
     for shape, spec in (({"sweep": 4}, ("sweep",)), ({"data": 4}, ()), ({"sweep": 2, "data": 2}, ("sweep",))):
         mesh = distributed.make_mesh(shape)
         sw, got = losses(mesh)
@@ -90,7 +98,7 @@ def test_sharded_losses_equal_single_device(tmp_path):
            "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert proc.stdout.count("ok") == 5
+    assert proc.stdout.count("ok") == 6
 
 
 def _env(tmp_path, **extra):
