@@ -68,7 +68,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--ks", default="8,32")
     args = parser.parse_args()
-    n_dev = distributed.use_cpu_cores() if jax.default_backend() == "cpu" else jax.local_device_count()
+    distributed.use_cpu_cores()  # before anything starts JAX; no effect on accelerators
+    n_dev = jax.local_device_count()
     ks = [int(k) for k in args.ks.split(",")]
     ds = data.load_dataset(DATA)
     cfg = config(args.steps)

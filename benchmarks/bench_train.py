@@ -11,6 +11,10 @@ in ms per training step; batch 128, 240 steps, 14 features:
 - jena_rnn fixed batch: the same step pieces (model, MAE, RMSprop) on one pre-gathered batch, also in
   one scan, with ``remat=None`` (the backend's default); its difference to the column with the same
   remat setting is the cost of sampling windows inside the step.
+- jena_rnn data-parallel xN: the remat-default path split over the N CPU devices that
+  ``distributed.use_cpu_cores`` makes (one per core; ``train.make_train_step(mesh=)``), which is what
+  ``jena-rnn train`` runs by default. The other jena_rnn columns use one device (one core's worth of
+  XLA's per-op work), as do the Flax peer and PyTorch on ``--torch-threads`` 1.
 - Flax ``nn.RNN`` with ``GRUCell``/``OptimizedLSTMCell`` (+ Dense), optax RMSprop, one jitted call per step.
 - PyTorch ``nn.GRU``/``nn.LSTM``/``nn.Linear``, ``torch.optim.RMSprop``, eager, one call per step, on
   ``--torch-threads`` threads (default 1: with 2 threads on a 2-core machine that other jobs share,
@@ -34,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jena_rnn import data, models, rnn, train
+from jena_rnn import data, distributed, models, rnn, train
 from jena_rnn.config import Config, DataConfig, ModelConfig, TrainConfig, lecture_config
 from jena_rnn.reproduce import machine
 
@@ -48,18 +52,20 @@ def _config(name: str, steps: int, remat: bool | None) -> Config:
                                train=TrainConfig(steps_per_epoch=steps))
 
 
-def ours(name: str, steps: int, ds, remat: bool):
-    """Return (run, compile seconds) for the training path with ``remat``."""
+def ours(name: str, steps: int, ds, remat: bool | None, mesh=None):
+    """Return (run, compile seconds) for the training path with ``remat``, data-parallel over ``mesh``."""
     config = _config(name, steps, remat)
-    state = train.init_state(config, jax.random.PRNGKey(0), F)
+    state, series = distributed.place((train.init_state(config, jax.random.PRNGKey(0), F), ds.series), mesh,
+                                      stacked=False)
+    series = data.Phased(data.by_phase(series, config.data.step))  # as fit: rearranged once per run
     t0 = time.perf_counter()
-    epoch = jax.jit(train.make_train_epoch(config, ds.train, ds.target_col, jit=False)).lower(
-        state, ds.series).compile()
+    epoch = jax.jit(train.make_train_epoch(config, ds.train, ds.target_col, jit=False, mesh=mesh)).lower(
+        state, series).compile()
     compile_s = time.perf_counter() - t0
 
     def run():
         nonlocal state
-        state, m = epoch(state, ds.series)
+        state, m = epoch(state, series)
         m["loss"].block_until_ready()
     return run, compile_s
 
@@ -191,19 +197,25 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--torch-threads", type=int, default=1)
     args = p.parse_args(argv)
+    distributed.use_cpu_cores()  # one JAX device per core, as `jena-rnn train` does (before JAX starts)
+    mesh = distributed.auto_mesh(B)
+    n_dev = distributed.axis_size(mesh, "data")
     ds = data.load_dataset(DataConfig())
     xs, y = data.windows(ds.series, jnp.arange(10_000, 10_000 + B), lookback=1440, step=6, delay=144, target_col=1)
     default = "on" if rnn.default_remat() else "off"
-    print(f"# {machine()}; python {platform.python_version()}; jax {jax.__version__}; B={B} T={T} F={F}; "
+    print(f"# {machine()}; {n_dev} CPU device(s) for the data-parallel column; "
+          f"python {platform.python_version()}; jax {jax.__version__}; B={B} T={T} F={F}; "
           f"{args.steps} steps per timed call, median of {args.reps}; default remat here: {default}; "
           f"torch {_torch_version()} on {args.torch_threads} thread(s)")
-    cols = ["remat off", "remat on", "fixed batch", "flax nn.RNN", "pytorch"]
+    cols = ["remat off", "remat on", "fixed batch", f"data-parallel x{n_dev}", "flax nn.RNN", "pytorch"]
     print("| model | " + " | ".join(cols) + " | compile off / on (s) | best peer / our best | sampling |")
     print("|---" * (len(cols) + 4) + "|")
     for name in args.models.split(","):
         model = lecture_config(name).model
         (off, c_off), (on, c_on) = ours(name, args.steps, ds, False), ours(name, args.steps, ds, True)
         runners = {"remat off": off, "remat on": on, "fixed batch": ours_fixed(name, args.steps, xs, y)}
+        if mesh is not None:
+            runners[f"data-parallel x{n_dev}"] = ours(name, args.steps, ds, None, mesh)[0]
         torch_run = lambda *a: torch_peer(*a, threads=args.torch_threads)  # noqa: E731
         for col, make in (("flax nn.RNN", flax_peer), ("pytorch", torch_run)):
             try:
@@ -219,7 +231,7 @@ def main(argv=None) -> None:
                 run()
                 times[k].append(1e3 * (time.perf_counter() - t0) / args.steps)
         med = {k: statistics.median(v) for k, v in times.items()}
-        best_ours = min(med["remat off"], med["remat on"])
+        best_ours = min(v for k, v in med.items() if k.startswith(("remat", "data-parallel")))
         peers = [v for k, v in med.items() if k in ("flax nn.RNN", "pytorch")]
         ratio = f"{min(peers) / best_ours:.2f}x" if peers else "–"
         sampling = f"{100 * (med[f'remat {default}'] / med['fixed batch'] - 1):+.1f}%"

@@ -198,6 +198,9 @@ def experiment_main(name: str, config: Config | None = None, argv: list[str] | N
     p.add_argument("--quick", action="store_true", help="2 epochs x 5 steps (smoke test)")
     p.add_argument("--out", default="runs/experiments", help="parent of the run directory")
     args = p.parse_args(argv)
+    from jena_rnn import distributed
+
+    distributed.use_cpu_cores()  # one device per core, as `jena-rnn` (runs.train then trains data-parallel)
     if name == "imdb_lstm":
         if args.data:
             p.error("--data: use `jena-rnn imdb --data imdb.npz|aclImdb --out DIR` for the real reviews")

@@ -41,12 +41,12 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
     """Train ``config`` into run directory ``out``; return the best epoch and its test MAE.
 
     ``mesh``: a ``"data"`` mesh for data-parallel training, None for one device, or "auto"
-    (``distributed.auto_mesh``: every local device that divides the batch).
+    (``distributed.auto_mesh``: every local device that divides the batch; one device for the MLP).
     """
     ds = load_data(config.data, quiet=quiet)
     log = None if quiet else _log
-    if mesh == "auto":
-        mesh = distributed.auto_mesh(config.data.batch_size)
+    if mesh == "auto":  # the MLP's step (0.6 ms) is slower split over CPU devices (0.8 ms): RESULTS.md
+        mesh = None if config.model.kind == "mlp" else distributed.auto_mesh(config.data.batch_size)
     n_dev = distributed.axis_size(mesh, "data")
     if log is not None and n_dev > 1:
         log(f"devices: batch of {config.data.batch_size} split over {n_dev} {jax.default_backend()} devices "

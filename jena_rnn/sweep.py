@@ -199,6 +199,7 @@ def make_sweep_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
         raise ValueError("chunk: member chunks cannot be combined with a 'data' mesh axis")
 
     def sweep_epoch(states, series, rates, active):
+        series = data.Phased(data.phases_of(series, config.data.step))  # once, not once per chunk
         if chunk is None:
             new, metrics = vmapped(states, series, rates)
         else:

@@ -97,6 +97,9 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
                     ) -> Callable[..., tuple[TrainState, dict]]:
     """Return the pure step ``(state, series [N, F], rates=None) -> (state, {"loss": []})`` (not jitted).
 
+    ``series`` may also be a ``data.Phased`` (the series rearranged once by ``data.by_phase``, as
+    ``make_train_epoch`` and ``fit`` do): each window is then one contiguous slice.
+
     The batch is drawn from ``series`` with the key carried in ``state``; static structure comes
     from ``config`` and the training split ``bounds`` (end rows in ``[lo + lookback, hi)``).
     ``rates`` [L, 2] optionally overrides each layer's (dropout, recurrent_dropout) with arrays, so a
@@ -125,19 +128,19 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
                             rates=rates)
         return mae(y_hat, y)
 
-    def grads_fn(params, series, rows, key, rates):
-        xs, y = data.windows(series, rows, lookback=d.lookback, step=d.step, delay=d.delay,
-                             target_col=target_col, reverse=d.reverse)
+    def grads_fn(params, phases, rows, key, rates):
+        xs, y = data.windows_by_phase(phases, rows, lookback=d.lookback, step=d.step, delay=d.delay,
+                                      target_col=target_col, reverse=d.reverse)
         return jax.value_and_grad(loss_fn)(params, xs, y, key, rates)
 
-    def local_grads(params, series, rows, key):
-        return grads_fn(params, series, rows, jax.random.fold_in(key, jax.lax.axis_index("data")), None)
+    def local_grads(params, phases, rows, key):
+        return grads_fn(params, phases, rows, jax.random.fold_in(key, jax.lax.axis_index("data")), None)
 
     if n_data > 1:
         sharded_grads = _data_parallel(local_grads, mesh, (P(), P(), P("data"), P()), jax.lax.pmean)
 
-    def train_step(state: TrainState, series: Array, rates: Array | None = None
-                   ) -> tuple[TrainState, dict]:
+    def train_step(state: TrainState, series: Array, rates: Array | None = None) -> tuple[TrainState, dict]:
+        phases = data.phases_of(series, d.step)
         key, k_rows, k_drop = jax.random.split(state.key, 3)
         rows = data.sample_train_rows(k_rows, d.batch_size, lo, hi, lookback=d.lookback,
                                       delay=d.delay, strict=d.strict_targets)
@@ -147,9 +150,9 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
             if rates is not None:
                 raise ValueError("make_train_step: per-call dropout rates (sweeps) are not supported with a "
                                  "'data' mesh; sweeps pass batch_sharding instead")
-            loss, grads = sharded_grads(state.params, series, rows, k_drop)
+            loss, grads = sharded_grads(state.params, phases, rows, k_drop)
         else:
-            loss, grads = grads_fn(state.params, series, rows, k_drop, rates)
+            loss, grads = grads_fn(state.params, phases, rows, k_drop, rates)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         return TrainState(params, opt_state, state.step + 1, key), {"loss": loss}
@@ -173,8 +176,10 @@ def make_train_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
     steps = config.train.steps_per_epoch
 
     def train_epoch(state: TrainState, series: Array, rates: Array | None = None):
+        phased = data.Phased(data.phases_of(series, config.data.step))  # once per call (fit: once per run)
+
         def body(state, i):
-            state, metrics = step_fn(state, series, rates)
+            state, metrics = step_fn(state, phased, rates)
             if progress is not None:  # a host call every `every` steps only
                 every = max(1, steps // 50)
                 jax.lax.cond((i + 1) % every == 0, lambda: jax.debug.callback(progress, i + 1), lambda: None)
@@ -196,10 +201,12 @@ def make_evaluate(config: Config, target_col: int, *, model=None, mesh: Mesh | N
     d, model = config.data, model or config.model
 
     def evaluate(params, series, rows, valid):
+        phases = data.phases_of(series, d.step)
+
         def body(carry, batch):
             r, v = batch
-            xs, y = data.windows(series, r, lookback=d.lookback, step=d.step, delay=d.delay,
-                                 target_col=target_col, reverse=d.reverse and model.kind != "naive")
+            xs, y = data.windows_by_phase(phases, r, lookback=d.lookback, step=d.step, delay=d.delay,
+                                          target_col=target_col, reverse=d.reverse and model.kind != "naive")
             err = jnp.abs(apply_model(model, params, xs, train=False, target_col=target_col) - y)
             return (carry[0] + jnp.sum(jnp.where(v, err, 0.0)), carry[1] + jnp.sum(v)), None
 
@@ -277,6 +284,7 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
     evaluate = make_evaluate(config, ds.target_col, mesh=mesh)
     val_rows, val_valid = split_rows(config, ds.val)
     state, series = distributed.place((state, ds.series), mesh, stacked=False)
+    series = data.Phased(jax.jit(data.by_phase, static_argnums=1)(series, config.data.step))  # once per run
     best = min((h["val_mae"] for h in history), default=float("inf"))
     # epochs since the best one: a resumed run stops early exactly where an uninterrupted one would
     stale = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["val_mae"]) if history else 0

@@ -220,6 +220,21 @@ def test_windows_equal_slow_loop_and_reverse():
     assert x.shape == (4, 10, 5) and y.shape == (4,)
 
 
+@pytest.mark.parametrize("n, lookback, step, delay", [(300, 60, 6, 12), (301, 61, 6, 13), (97, 20, 7, 3),
+                                                     (50, 10, 1, 5)])
+def test_windows_by_phase_equal_windows(n, lookback, step, delay):
+    series = jnp.asarray(np.random.default_rng(n).standard_normal((n, 4)).astype(np.float32))
+    rows = jnp.asarray(np.arange(lookback, n - delay))  # every valid end row, the extremes included
+    phases = data.by_phase(series, step)
+    assert phases.shape == (step, -(-n // step), 4)
+    kw = dict(lookback=lookback, step=step, delay=delay, target_col=2)
+    for reverse in (False, True):
+        want, got = data.windows(series, rows, reverse=reverse, **kw), data.windows_by_phase(
+            phases, rows, reverse=reverse, **kw)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
 @pytest.mark.parametrize("strict", [False, True])
 def test_train_sampler_stays_inside_bounds(strict):
     draw = jax.jit(lambda k: data.sample_train_rows(k, 4096, 100, 500, lookback=60, delay=12, strict=strict))
