@@ -204,7 +204,7 @@ def main(argv=None) -> None:
     xs, y = data.windows(ds.series, jnp.arange(10_000, 10_000 + B), lookback=1440, step=6, delay=144, target_col=1)
     default = "on" if rnn.default_remat() else "off"
     print(f"# {machine()}; {n_dev} CPU device(s) for the data-parallel column; "
-          f"python {platform.python_version()}; jax {jax.__version__}; B={B} T={T} F={F}; "
+          f"python {platform.python_version()}; B={B} T={T} F={F}; "
           f"{args.steps} steps per timed call, median of {args.reps}; default remat here: {default}; "
           f"torch {_torch_version()} on {args.torch_threads} thread(s)")
     cols = ["remat off", "remat on", "fixed batch", f"data-parallel x{n_dev}", "flax nn.RNN", "pytorch"]
