@@ -61,7 +61,7 @@ def init_model(key: Array, config: ModelConfig, in_features: int, timesteps: int
 
 def apply_model(config: ModelConfig, params: dict, xs: Array, *, key: Array | None = None,
                 train: bool = False, target_col: int = 1,
-                rates: list[tuple[Array, Array]] | None = None) -> Array:
+                rates: list[tuple[Array, Array]] | None = None, dropout_rows: tuple | None = None) -> Array:
     """Predict one value per window.
 
     Args:
@@ -73,6 +73,7 @@ def apply_model(config: ModelConfig, params: dict, xs: Array, *, key: Array | No
       target_col: feature index of the target (the naive model's output column).
       rates: optional per-layer ``(dropout, recurrent_dropout)`` scalar arrays overriding the config's
         rates (``rnn.stack``); sweeps pass them to vmap dropout rates. None = the config's rates.
+      dropout_rows: ``(start, total)`` when ``xs`` is a slice of a larger batch (``rnn.stack``).
     Returns:
       y_hat [B].
     """
@@ -82,7 +83,7 @@ def apply_model(config: ModelConfig, params: dict, xs: Array, *, key: Array | No
         flat = xs.reshape(xs.shape[0], -1)
         return dense(params["head"], jax.nn.relu(dense(params["hidden"], flat)))[:, 0]
     h = rnn.stack(config.layers, params["layers"], xs, key=key, train=train,
-                  hoist_input=config.hoist_input, remat=config.remat, rates=rates)
+                  hoist_input=config.hoist_input, remat=config.remat, rates=rates, dropout_rows=dropout_rows)
     return dense(params["head"], h)[:, 0]
 
 

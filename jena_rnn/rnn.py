@@ -95,7 +95,8 @@ def _validate(cell: str, params: dict, xs: Array, *, state, lengths, mask, paddi
 
 
 def dropout_masks(key: Array, batch: int, in_features: int, units: int, dropout: float,
-                  recurrent_dropout: float, dtype=jnp.float32) -> tuple[Array | None, Array | None]:
+                  recurrent_dropout: float, dtype=jnp.float32, *, rows: tuple | None = None
+                  ) -> tuple[Array | None, Array | None]:
     """Draw one variational-dropout mask pair per sequence (inverted scaling).
 
     Args:
@@ -103,16 +104,23 @@ def dropout_masks(key: Array, batch: int, in_features: int, units: int, dropout:
       dropout, recurrent_dropout: drop rates in [0, 1); a Python rate of 0 gives ``None``. A rate may
         be a scalar array (e.g. traced under a sweep's ``vmap``): a mask is then always drawn, and a
         rate of 0 gives a mask of ones (``uniform < 1`` always holds), the same result as no mask.
+      rows: ``(start, total)``: draw the masks of a ``total``-row batch and return its rows
+        ``[start, start + batch)`` (``start`` may be traced). Data parallelism passes each device's
+        slice, so the masks do not depend on how many devices share the batch. None = ``(0, batch)``.
     Returns:
       (input mask [B, F] or None, recurrent mask [B, H] or None); kept entries are ``1 / (1 - rate)``.
     """
     k_in, k_rec = jax.random.split(key)
+    start, total = (0, batch) if rows is None else rows
 
     def draw(k, rate, n):
         if not _active(rate):
             return None
         keep = 1.0 - rate
-        return jax.random.bernoulli(k, keep, (batch, n)).astype(dtype) / jnp.asarray(keep, dtype)
+        mask = jax.random.bernoulli(k, keep, (total, n))
+        if rows is not None:
+            mask = jax.lax.dynamic_slice_in_dim(mask, start, batch, axis=0)
+        return mask.astype(dtype) / jnp.asarray(keep, dtype)
 
     return draw(k_in, dropout, in_features), draw(k_rec, recurrent_dropout, units)
 
@@ -133,7 +141,7 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
            mask: Array | None = None, padding: str = "right", reset_after: bool = False,
            activation: str = "tanh", dropout: float = 0.0, recurrent_dropout: float = 0.0,
            key: Array | None = None, train: bool = False, hoist_input: bool | None = None,
-           remat: bool | None = None, unroll: int = 1):
+           remat: bool | None = None, unroll: int = 1, dropout_rows: tuple | None = None):
     """Run ``cell`` over ``xs`` with one ``lax.scan`` over time.
 
     Args:
@@ -151,7 +159,7 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
       dropout, recurrent_dropout: variational rates in [0, 1) (floats, or scalar arrays so that a
         sweep can vmap them), active only when ``train``; masks are
         drawn from ``key`` (``dropout_masks``) and applied to x before ``x @ w_x`` and to h before
-        ``h @ w_h`` (never to the LSTM's c).
+        ``h @ w_h`` (never to the LSTM's c). ``dropout_rows``: ``(start, total)``, see ``dropout_masks``.
       hoist_input: compute ``xs @ w_x + b`` for all steps before the scan (pre-split per gate into
         [T, B, H] arrays) instead of inside it; None = False on CPU (measured faster there), else True.
       remat: wrap the scan step in ``jax.checkpoint``, so the backward pass recomputes each step's
@@ -179,7 +187,8 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
         state = zero_state(cell, batch, units, xs.dtype)
     in_mask = rec_mask = None
     if train and (_active(dropout) or _active(recurrent_dropout)):
-        in_mask, rec_mask = dropout_masks(key, batch, feats, units, dropout, recurrent_dropout, xs.dtype)
+        in_mask, rec_mask = dropout_masks(key, batch, feats, units, dropout, recurrent_dropout, xs.dtype,
+                                          rows=dropout_rows)
     if in_mask is not None:
         xs = xs * in_mask[:, None, :]
     valid = _step_mask(lengths, mask, padding, batch, steps)
@@ -277,7 +286,7 @@ def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array,
           train: bool = False, hoist_input: bool | None = None, remat: bool | None = None,
           return_sequences: bool = False, lengths: Array | None = None, mask: Array | None = None,
           padding: str = "right",
-          rates: Sequence[tuple[Array, Array]] | None = None) -> Array:
+          rates: Sequence[tuple[Array, Array]] | None = None, dropout_rows: tuple | None = None) -> Array:
     """Run stacked recurrent layers; all but the last return sequences.
 
     Args:
@@ -288,6 +297,8 @@ def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array,
       lengths, mask, padding: masking, applied to every layer (see ``unroll``).
       rates: optional per-layer ``(dropout, recurrent_dropout)`` overriding the ``LayerConfig`` rates;
         scalar arrays, so a sweep can vmap them (``jena_rnn.sweep``). None = the config's rates.
+      dropout_rows: ``(start, total)``: this batch is rows ``[start, start + B)`` of a ``total``-row batch
+        (data parallelism); dropout masks are drawn for the whole batch and sliced (``dropout_masks``).
     Returns:
       The last layer's output: [B, H] (or [B, T, H] with return_sequences); 2H for bidirectional concat.
     """
@@ -301,7 +312,8 @@ def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array,
         drop, rec = (layer.dropout, layer.recurrent_dropout) if rates is None else rates[n]
         kwargs = dict(return_sequences=seq, key=k, train=train, hoist_input=hoist_input, remat=remat,
                       reset_after=layer.reset_after, activation=layer.activation, dropout=drop,
-                      recurrent_dropout=rec, lengths=lengths, mask=mask, padding=padding)
+                      recurrent_dropout=rec, lengths=lengths, mask=mask, padding=padding,
+                      dropout_rows=dropout_rows)
         if layer.bidirectional:
             _, xs = bidirectional(layer.cell, params, xs, merge_mode=layer.merge_mode, **kwargs)
         else:

@@ -110,9 +110,10 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
     ``mesh`` (a ``jax.sharding.Mesh`` with a ``"data"`` axis of n > 1 devices; single-model training)
     instead runs the window gather, forward and backward under ``shard_map``: device k takes end rows
     ``[k B/n, (k+1) B/n)`` of the same drawn batch, and the loss and gradients are averaged over the
-    devices (``pmean``; the MAE of equal halves averages to the MAE of the batch). Without dropout this
-    is the single-device step up to float rounding. Dropout masks are drawn per device from the step's
-    key folded with the device index: the same distribution, not the single-device masks.
+    devices (``pmean``; the MAE of equal halves averages to the MAE of the batch). Each device draws the
+    whole batch's dropout masks from the step's key and keeps its rows (``rnn.dropout_masks(rows=)``),
+    so the step is the single-device step up to float rounding, with or without dropout, whatever the
+    number of devices (a run may be resumed on another device count).
     Raises ``ValueError`` if ``batch_size`` is not divisible by n.
     """
     d, optimizer = config.data, make_optimizer(config.optim)
@@ -121,20 +122,22 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
     if n_data > 1:
         distributed.check_divisible(mesh, batch_size=d.batch_size, members=1)
 
-    def loss_fn(params, xs, y, key, rates):
+    def loss_fn(params, xs, y, key, rates, dropout_rows=None):
         if rates is not None:
             rates = [(rates[n, 0], rates[n, 1]) for n in range(rates.shape[0])]
         y_hat = apply_model(config.model, params, xs, key=key, train=True, target_col=target_col,
-                            rates=rates)
+                            rates=rates, dropout_rows=dropout_rows)
         return mae(y_hat, y)
 
-    def grads_fn(params, phases, rows, key, rates):
+    def grads_fn(params, phases, rows, key, rates, dropout_rows=None):
         xs, y = data.windows_by_phase(phases, rows, lookback=d.lookback, step=d.step, delay=d.delay,
                                       target_col=target_col, reverse=d.reverse)
-        return jax.value_and_grad(loss_fn)(params, xs, y, key, rates)
+        return jax.value_and_grad(loss_fn)(params, xs, y, key, rates, dropout_rows)
 
     def local_grads(params, phases, rows, key):
-        return grads_fn(params, phases, rows, jax.random.fold_in(key, jax.lax.axis_index("data")), None)
+        # this device's rows of the batch, and the same rows of the whole batch's dropout masks
+        local = d.batch_size // n_data
+        return grads_fn(params, phases, rows, key, None, (jax.lax.axis_index("data") * local, d.batch_size))
 
     if n_data > 1:
         sharded_grads = _data_parallel(local_grads, mesh, (P(), P(), P("data"), P()), jax.lax.pmean)

@@ -141,6 +141,16 @@ def test_dropout_masks_values_rate_and_keys():
     assert rnn.dropout_masks(jax.random.key(1), 2, 3, 4, 0.0, 0.0) == (None, None)
 
 
+def test_dropout_masks_rows_are_slices_of_the_whole_batch():
+    full = rnn.dropout_masks(jax.random.key(3), 12, 5, 6, 0.4, 0.5)
+    slice_of = jax.jit(lambda start: rnn.dropout_masks(jax.random.key(3), 4, 5, 6, 0.4, 0.5, rows=(start, 12)))
+    for start in (0, 4, 8):  # traced start, as data parallelism passes it
+        got = slice_of(start)
+        for g, f in zip(got, full):
+            assert g.shape[0] == 4
+            np.testing.assert_array_equal(g, f[start:start + 4])
+
+
 def test_dropout_masks_are_per_sequence_and_constant_over_time():
     b, key = 16, jax.random.key(7)
     xs = np.ones((b, T, 3), np.float32)
