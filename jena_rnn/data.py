@@ -411,7 +411,9 @@ def windows_by_phase(phases, rows, *, lookback: int, step: int, delay: int, targ
 
     Window ``b`` starts at row ``s = rows[b] - lookback``: its samples are
     ``phases[s % step, s // step : s // step + lookback // step]``; the target row ``q = rows[b] + delay``
-    is ``phases[q % step, q // step, target_col]``. Same range conditions as ``windows``.
+    is ``phases[q % step, q // step, target_col]``. Same range conditions as ``windows``
+    (``lookback <= r`` and ``r + delay < N``), which the samplers guarantee; outside them the result
+    is wrong in another way than ``windows``' clamping (a target past the end reads the zero padding).
     """
     t = len(range(0, lookback, step))
     start = rows - lookback

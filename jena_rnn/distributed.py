@@ -22,8 +22,11 @@ identically (same seeds), which is also how they are placed across hosts. Only p
 """
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -52,11 +55,26 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
 
 def cpu_cores() -> int:
-    """Number of CPU cores this process may run on (its affinity mask where the OS has one)."""
+    """Number of CPU cores this process may use: its affinity mask, capped by a cgroup v2 CPU quota."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    try:  # a container limited to e.g. "200000 100000" (2 CPUs) still sees every core in its mask
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
+
+
+def _chosen_cpu_devices() -> int | None:
+    """The CPU device count the user already chose (``jax_num_cpu_devices`` / XLA_FLAGS), if any."""
+    if jax.config.jax_num_cpu_devices > 0:
+        return int(jax.config.jax_num_cpu_devices)
+    m = re.search(r"--xla_force_host_platform_device_count=(\d+)", os.environ.get("XLA_FLAGS", ""))
+    return int(m.group(1)) if m else None
 
 
 def use_cpu_cores(n: int | None = None) -> int:
@@ -64,24 +82,32 @@ def use_cpu_cores(n: int | None = None) -> int:
 
     Must run before JAX's first computation (``jax_num_cpu_devices`` is read when the backends
     start); afterwards, or if the user already chose a count (``jax_num_cpu_devices`` or XLA_FLAGS'
-    ``--xla_force_host_platform_device_count``), nothing changes. Accelerator backends are unaffected.
+    ``--xla_force_host_platform_device_count``), nothing changes. It never starts JAX itself, so
+    ``jax.distributed.initialize`` may still follow. Accelerator backends are unaffected.
     Returns the number of CPU devices JAX will use (or already uses).
     """
     if n is None:
         env = os.environ.get("JENA_RNN_CPU_DEVICES", "").strip()
-        if env and not env.isdigit() or env == "0":
+        if env and (not re.fullmatch(r"[0-9]+", env) or int(env) < 1):
             raise ValueError(f"JENA_RNN_CPU_DEVICES must be a positive integer, got {env!r}")
         n = int(env) if env else cpu_cores()
     if n < 1:
         raise ValueError(f"use_cpu_cores: n must be >= 1, got {n}")
-    chosen = jax.config.jax_num_cpu_devices > 0 or "xla_force_host_platform_device_count" in os.environ.get(
-        "XLA_FLAGS", "")
+    chosen = _chosen_cpu_devices()
+    if chosen is not None:
+        return chosen
     from jax._src import xla_bridge  # backends_are_initialized has no public alias
 
-    if chosen or xla_bridge.backends_are_initialized():
-        return len(jax.devices("cpu"))
+    if xla_bridge.backends_are_initialized():
+        try:
+            return len(jax.devices("cpu"))
+        except RuntimeError:  # JAX_PLATFORMS without cpu
+            return 0
     jax.config.update("jax_num_cpu_devices", n)
     return n
+
+
+MIN_ROWS_PER_DEVICE = 32  # data parallelism splits a batch no finer (a guess: measured on 2 cores only)
 
 
 def auto_mesh(batch_size: int | None = None, *, members: int | None = None, devices=None) -> Mesh | None:
@@ -89,13 +115,19 @@ def auto_mesh(batch_size: int | None = None, *, members: int | None = None, devi
 
     For a sweep (``members`` given) a ``"sweep"`` axis, else a ``"data"`` axis for ``batch_size``;
     it takes the largest device count that divides that number (e.g. 3 of 4 devices for a batch of
-    18), so that the split is always even.
+    18), so that the split is always even. A batch is not split below ``MIN_ROWS_PER_DEVICE`` rows per
+    device (batch 128: at most 4 devices): per-step overhead dominates tiny slices. Measured only on
+    a 2-core CPU (benchmarks/RESULTS.md); on a many-core host pass an explicit mesh to go further.
     """
     devices = list(jax.local_devices() if devices is None else devices)
-    axis, size = ("sweep", members) if members is not None else ("data", batch_size)
-    if size is None:
+    if members is not None:
+        axis, size, most = "sweep", members, len(devices)
+    elif batch_size is not None:
+        axis, size = "data", batch_size
+        most = min(len(devices), max(1, batch_size // MIN_ROWS_PER_DEVICE))
+    else:
         raise ValueError("auto_mesh: pass batch_size or members")
-    n = max((k for k in range(1, len(devices) + 1) if size % k == 0), default=1)
+    n = max((k for k in range(1, most + 1) if size % k == 0), default=1)
     return None if n == 1 else make_mesh({axis: n}, devices[:n])
 
 
@@ -113,6 +145,8 @@ def parse_mesh(text: str | None) -> dict[str, int] | None:
             shape[name] = -1 if size.strip() in ("-1", "all") else int(size)
         except ValueError:
             raise ValueError(f"--mesh: {size!r} is not a device count") from None
+        if shape[name] == 0 or shape[name] < -1:
+            raise ValueError(f"--mesh: {name}={size.strip()}: a device count must be >= 1 (or -1/all = the rest)")
     return shape
 
 
@@ -129,6 +163,8 @@ def make_mesh(shape: Mapping[str, int], devices=None) -> Mesh:
         raise ValueError(f"mesh: name at least one axis of {AXES}")
     if sizes.count(-1) > 1:
         raise ValueError("mesh: only one axis size may be -1")
+    if any(size == 0 or size < -1 for size in sizes):
+        raise ValueError(f"mesh {dict(zip(names, sizes))}: sizes must be >= 1 (or one -1 = the rest)")
     if -1 in sizes:
         rest = int(np.prod([s for s in sizes if s != -1]))
         sizes[sizes.index(-1)] = len(devices) // max(rest, 1)

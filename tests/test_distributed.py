@@ -64,7 +64,7 @@ SCRIPT = textwrap.dedent('''
     import tempfile
     cfg = tiny_config(units=8, epochs=2, steps=3)
     _, ref_hist = train.fit(cfg, ds, log=None)
-    mesh = distributed.auto_mesh(cfg.data.batch_size)  # 16 rows over all 4 devices
+    mesh = distributed.make_mesh({"data": 4})  # 16 rows over all 4 devices
     assert distributed.axis_size(mesh, "data") == 4, mesh
     with tempfile.TemporaryDirectory() as d:
         state, hist = train.fit(cfg, ds, d, mesh=mesh, log=None)
@@ -80,8 +80,9 @@ SCRIPT = textwrap.dedent('''
         _, h2 = train.fit(drop, ds, mesh=m, log=None)
         for a, b in zip(h1, h2):
             np.testing.assert_allclose([a["train_mae"], a["val_mae"]], [b["train_mae"], b["val_mae"]], rtol=1e-5)
-    assert distributed.axis_size(distributed.auto_mesh(18), "data") == 3  # largest count dividing 18
-    assert distributed.auto_mesh(17) is None
+    # the largest device count that divides the batch, with at least 32 rows per device
+    assert [distributed.axis_size(distributed.auto_mesh(b), "data") for b in (128, 96, 64, 16)] == [4, 3, 2, 1]
+    assert distributed.auto_mesh(17) is None and distributed.auto_mesh(16) is None
     try:
         train.make_train_step(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=18)),
                               ds.train, ds.target_col, mesh=mesh)
@@ -118,14 +119,21 @@ def test_use_cpu_cores_sets_the_device_count_once(tmp_path):
     assert run(JENA_RNN_CPU_DEVICES="3").stdout.split() == ["3", "3", "3", "3"]  # later calls change nothing
     flags = run(JENA_RNN_CPU_DEVICES="3", XLA_FLAGS="--xla_force_host_platform_device_count=2")
     assert flags.stdout.split() == ["2", "2", "2", "2"], flags.stderr  # the user's XLA_FLAGS win
-    bad = run(JENA_RNN_CPU_DEVICES="two")
-    assert bad.returncode != 0 and "JENA_RNN_CPU_DEVICES must be a positive integer, got 'two'" in bad.stderr
+    for text in ("two", "00", "-1"):
+        bad = run(JENA_RNN_CPU_DEVICES=text)
+        assert bad.returncode != 0 and f"JENA_RNN_CPU_DEVICES must be a positive integer, got {text!r}" in bad.stderr
+    # a chosen count never starts JAX, so jax.distributed.initialize may still follow (sweep --distributed)
+    late = subprocess.run([sys.executable, "-c", "from jena_rnn import distributed as d; "
+                           "from jax._src import xla_bridge as x; print(d.use_cpu_cores(), x.backends_are_initialized())"],
+                          env=_env(tmp_path, XLA_FLAGS="--xla_force_host_platform_device_count=3"),
+                          capture_output=True, text=True, timeout=120)
+    assert late.stdout.split() == ["3", "False"], late.stderr
 
 
 def test_cli_train_splits_the_batch_over_cpu_devices(tmp_path):
     args = ["train", "--model", "gru", "--units", "4", "--epochs", "1", "--steps-per-epoch", "2",
             "--set", "data.synthetic_rows=3000", "--set", "data.lookback=60", "--set", "data.delay=12",
-            "--set", "data.batch_size=8", "--set", "data.train=[0,1500]", "--set", "data.val=[1501,2200]",
+            "--set", "data.batch_size=64", "--set", "data.train=[0,1500]", "--set", "data.val=[1501,2200]",
             "--set", "data.test=[2201,null]"]
     code = "import sys; from jena_rnn.cli import main; main(sys.argv[1:])"
     run = lambda out, *extra: subprocess.run(  # noqa: E731
@@ -142,6 +150,11 @@ def test_cli_train_splits_the_batch_over_cpu_devices(tmp_path):
 
 def test_mesh_parsing_and_sizes():
     assert distributed.parse_mesh("sweep=2,data=-1") == {"sweep": 2, "data": -1}
+    for bad in ("data=0", "data=-2"):
+        with pytest.raises(ValueError, match="must be >= 1"):
+            distributed.parse_mesh(bad)
+    with pytest.raises(ValueError, match="sizes must be >= 1"):
+        distributed.make_mesh({"data": 0})
     assert distributed.parse_mesh(None) is None
     with pytest.raises(ValueError, match="AXIS=SIZE"):
         distributed.parse_mesh("model=2")
