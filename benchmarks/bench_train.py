@@ -1,7 +1,7 @@
 """Time one training step (forward + backward + RMSprop) of every lecture model at its shapes, side by side.
 
     python benchmarks/bench_train.py [--models gru,lstm] [--reps 5] [--steps 20]
-    (all six models at the defaults: about 5 minutes on an idle 2-core CPU)
+    (all six models at the defaults: about 7 minutes on an idle 2-core CPU)
 
 Columns, measured interleaved (A B C D E, A B C D E, ...) and reported as medians of ``--reps`` repeats,
 in ms per training step; batch 128, 240 steps, 14 features:
