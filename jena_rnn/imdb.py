@@ -28,8 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec as P
 
-from jena_rnn import checkpoint, report, rnn, text
+from jena_rnn import checkpoint, distributed, report, rnn, text
 from jena_rnn.config import LayerConfig, OptimConfig
 from jena_rnn.models import count_params, dense, init_dense
 from jena_rnn.train import TrainingDiverged, TrainState, make_optimizer
@@ -85,10 +86,14 @@ def init_classifier(key: Array, cfg: IMDBConfig) -> dict:
 
 
 def apply_classifier(cfg: IMDBConfig, params: dict, tokens: Array, lengths: Array, *,
-                     key: Array | None = None, train: bool = False) -> Array:
-    """Return the logits [B] of reviews ``tokens`` [B, T] (front-padded) with true ``lengths`` [B]."""
+                     key: Array | None = None, train: bool = False, dropout_rows: tuple | None = None) -> Array:
+    """Return the logits [B] of reviews ``tokens`` [B, T] (front-padded) with true ``lengths`` [B].
+
+    ``dropout_rows``: ``(start, total)`` when the reviews are a slice of a larger batch (``rnn.stack``).
+    """
     xs = params["embedding"][tokens]  # [B, T, E]
-    h = rnn.stack(cfg.layers, params["layers"], xs, key=key, train=train, lengths=lengths, padding="pre")
+    h = rnn.stack(cfg.layers, params["layers"], xs, key=key, train=train, lengths=lengths, padding="pre",
+                  dropout_rows=dropout_rows)
     return dense(params["head"], h)[:, 0]
 
 
@@ -115,18 +120,54 @@ def _batches(n: int, batch: int) -> int:
     return -(-n // batch)
 
 
-def make_train_epoch(cfg: IMDBConfig, n: int, *, progress=None):
+def _batch_grads(cfg: IMDBConfig, mesh=None):
+    """Return ``(params, x, lengths, y, idx [B], wb [B], key) -> ((loss, logits-based correct), grads)``.
+
+    The loss is the weighted mean BCE of the batch. With a ``"data"`` mesh of n > 1 devices each device
+    takes B / n reviews under ``shard_map`` and the weighted sums, counts and gradients are added
+    (``psum``), which gives the single-device loss and gradients; dropout masks are the whole batch's
+    rows (``dropout_rows``), as in ``train.make_train_step``.
+    """
+    b, n_dev = cfg.batch_size, distributed.axis_size(mesh, "data")
+
+    def sums(params, x, lengths, y, idx, wb, key, rows):
+        def num(p):
+            logits = apply_classifier(cfg, p, x[idx], lengths[idx], key=key, train=True, dropout_rows=rows)
+            return bce_with_logits(logits, y[idx], wb) * jnp.sum(wb), logits
+        (total, logits), grads = jax.value_and_grad(num, has_aux=True)(params)
+        correct = jnp.sum(((logits > 0) == (y[idx] > 0.5)) * wb)
+        return total, correct, jnp.sum(wb), grads
+
+    if n_dev == 1:
+        local = lambda *a: sums(*a, None)  # noqa: E731
+    else:
+        distributed.check_divisible(mesh, batch_size=b, members=1)
+
+        def local(*args):
+            rows = (jax.lax.axis_index("data") * (b // n_dev), b)
+            return jax.tree.map(lambda v: jax.lax.psum(v, "data"), sums(*args, rows))
+
+        local = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(), P(), P("data"), P("data"), P()),
+                              out_specs=P(), check_vma=False)
+
+    def batch_grads(params, x, lengths, y, idx, wb, key):
+        total, correct, count, grads = local(params, x, lengths, y, idx, wb, key)
+        denom = jnp.maximum(count, 1.0)
+        return total / denom, correct, count, jax.tree.map(lambda g: g / denom, grads)
+
+    return batch_grads
+
+
+def make_train_epoch(cfg: IMDBConfig, n: int, *, progress=None, mesh=None):
     """Return jitted ``(state, x [N, T], lengths [N], y [N]) -> (state, {"loss", "acc", "count"} [nb])``.
 
     One ``lax.scan`` over ``ceil(N / B)`` batches of a fresh permutation (from ``state.key``); the
-    indices are padded to a whole batch by wrapping, and the padded rows get weight 0.
+    indices are padded to a whole batch by wrapping, and the padded rows get weight 0. ``mesh``: a
+    ``"data"`` mesh splits every batch over its devices (``_batch_grads``).
     """
     optimizer, b = make_optimizer(cfg.optim), cfg.batch_size
     nb = _batches(n, b)
-
-    def loss_fn(params, xb, lb, yb, wb, key):
-        logits = apply_classifier(cfg, params, xb, lb, key=key, train=True)
-        return bce_with_logits(logits, yb, wb), logits
+    batch_grads = _batch_grads(cfg, mesh)
 
     def train_epoch(state: TrainState, x, lengths, y):
         key, k_perm = jax.random.split(state.key)
@@ -136,15 +177,12 @@ def make_train_epoch(cfg: IMDBConfig, n: int, *, progress=None):
         def body(st: TrainState, batch):
             i, idx, wb = batch
             k_next, k_drop = jax.random.split(st.key)
-            yb = y[idx]
-            (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-                st.params, x[idx], lengths[idx], yb, wb, k_drop)
+            loss, correct, count, grads = batch_grads(st.params, x, lengths, y, idx, wb, k_drop)
             updates, opt_state = optimizer.update(grads, st.opt_state, st.params)
             params = optax.apply_updates(st.params, updates)
-            correct = jnp.sum(((logits > 0) == (yb > 0.5)) * wb)
             if progress is not None:
                 jax.debug.callback(progress, i + 1)
-            return TrainState(params, opt_state, st.step + 1, k_next), (loss, correct, jnp.sum(wb))
+            return TrainState(params, opt_state, st.step + 1, k_next), (loss, correct, count)
 
         state = state._replace(key=key)
         state, (loss, correct, count) = jax.lax.scan(body, state, (jnp.arange(nb), perm, weights))
@@ -153,21 +191,34 @@ def make_train_epoch(cfg: IMDBConfig, n: int, *, progress=None):
     return jax.jit(train_epoch)
 
 
-def make_evaluate(cfg: IMDBConfig, n: int, batch: int = 512):
-    """Return jitted ``(params, x [N, T], lengths [N], y [N]) -> (loss, accuracy)`` over all N reviews."""
+def make_evaluate(cfg: IMDBConfig, n: int, batch: int = 512, *, mesh=None):
+    """Return jitted ``(params, x [N, T], lengths [N], y [N]) -> (loss, accuracy)`` over all N reviews.
+
+    ``mesh``: a ``"data"`` mesh splits every batch's columns over its devices (sums added by ``psum``).
+    """
     nb = _batches(n, batch)
 
-    def evaluate(params, x, lengths, y):
-        idx = jnp.resize(jnp.arange(n), (nb, batch))
-        weights = (jnp.arange(nb * batch) < n).astype(jnp.float32).reshape(nb, batch)
-
+    def sums(params, x, lengths, y, idx, weights):
         def body(carry, batch_):
             ib, wb = batch_
             logits = apply_classifier(cfg, params, x[ib], lengths[ib])
             per = bce_with_logits(logits, y[ib], wb) * jnp.sum(wb)
             return (carry[0] + per, carry[1] + jnp.sum(((logits > 0) == (y[ib] > 0.5)) * wb)), None
 
-        (loss, correct), _ = jax.lax.scan(body, (jnp.zeros(()), jnp.zeros(())), (idx, weights))
+        return jax.lax.scan(body, (jnp.zeros(()), jnp.zeros(())), (idx, weights))[0]
+
+    if distributed.axis_size(mesh, "data") > 1:
+        distributed.check_divisible(mesh, batch_size=batch, members=1)
+        per_device = sums
+        local = lambda *a: jax.tree.map(lambda v: jax.lax.psum(v, "data"), per_device(*a))  # noqa: E731
+        cols = P(None, "data")
+        sums = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(), P(), cols, cols), out_specs=P(),
+                             check_vma=False)
+
+    def evaluate(params, x, lengths, y):
+        idx = jnp.resize(jnp.arange(n), (nb, batch))
+        weights = (jnp.arange(nb * batch) < n).astype(jnp.float32).reshape(nb, batch)
+        loss, correct = sums(params, x, lengths, y, idx, weights)
         return loss / n, correct / n
 
     return jax.jit(evaluate)
@@ -219,8 +270,11 @@ def write_history(run_dir: Path, history: list[dict]) -> None:
 
 
 def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, log=print,
-        progress: bool = False) -> tuple[TrainState, list[dict]]:
+        progress: bool = False, mesh=None) -> tuple[TrainState, list[dict]]:
     """Train on ``splits["train"]``, validate on ``splits["val"]`` every epoch, checkpoint to ``run_dir``.
+
+    ``mesh``: a ``"data"`` mesh for data-parallel training and validation (the single-device history
+    to float rounding, dropout included); None = one device.
 
     Returns:
       (state, history): one dict per epoch with the fields of ``HISTORY_FIELDS``.
@@ -241,12 +295,12 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
                 raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
             state, meta = checkpoint.restore(run_dir, state, which="latest")
             history = list(meta["history"])
-    x, lengths, y = (jnp.asarray(a) for a in splits["train"])
-    val = tuple(jnp.asarray(a) for a in splits["val"])
+    state, (x, lengths, y), val = distributed.place((state, tuple(splits["train"]), tuple(splits["val"])), mesh,
+                                                    stacked=False)
     nb = _batches(len(y), cfg.batch_size)
     bar = report.ProgressBar(nb) if progress else None
-    train_epoch = make_train_epoch(cfg, len(y), progress=bar)
-    evaluate = make_evaluate(cfg, len(val[2]))
+    train_epoch = make_train_epoch(cfg, len(y), progress=bar, mesh=mesh)
+    evaluate = make_evaluate(cfg, len(val[2]), mesh=mesh)
     best = max((h["val_acc"] for h in history), default=-1.0)
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
@@ -275,10 +329,20 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
     return state, history
 
 
-def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cache_dir=None) -> dict:
-    """Prepare the data, ``fit`` into run directory ``out``, score the best checkpoint on the test split."""
+def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cache_dir=None,
+        mesh="auto") -> dict:
+    """Prepare the data, ``fit`` into run directory ``out``, score the best checkpoint on the test split.
+
+    ``mesh``: "auto" (``distributed.auto_mesh(batch_size)``: data parallel over the local devices),
+    a ``"data"`` mesh, or None (one device).
+    """
     out = Path(out)
     log = None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    if mesh == "auto":
+        mesh = distributed.auto_mesh(cfg.batch_size)
+    if log and mesh is not None:
+        log(f"devices: batch of {cfg.batch_size} split over {distributed.axis_size(mesh, 'data')} "
+            f"{jax.default_backend()} devices (data parallel)")
     splits = prepare(cfg, cache_dir=cache_dir, log=log)
     if log:
         log(f"data: {splits['source']}: train {len(splits['train'][2])}, val {len(splits['val'][2])}, "
@@ -287,10 +351,11 @@ def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cach
     report.write_json(out / "data_report.json", splits["report"])
     if splits["vocab"] is not None:
         report.write_json(out / "vocab.json", splits["vocab"])
-    state, history = fit(cfg, splits, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty())
+    state, history = fit(cfg, splits, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty(),
+                         mesh=mesh)
     best_state, meta = checkpoint.restore(out, state, which="best")
-    test = tuple(jnp.asarray(a) for a in splits["test"])
-    test_loss, test_acc = (float(v) for v in make_evaluate(cfg, len(test[2]))(best_state.params, *test))
+    params, test = distributed.place((best_state.params, tuple(splits["test"])), mesh, stacked=False)
+    test_loss, test_acc = (float(v) for v in make_evaluate(cfg, len(test[2]), mesh=mesh)(params, *test))
     best = max(history, key=lambda h: h["val_acc"])
     steps = [h["step_ms"] for h in history[1:]] or [history[0]["step_ms"]]
     return {"run_dir": str(out), "source": splits["source"], "params": count_params(state.params),

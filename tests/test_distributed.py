@@ -91,6 +91,21 @@ SCRIPT = textwrap.dedent('''
     else:
         raise AssertionError("no error for batch 18 over 4 devices")
     print("ok data parallel", flush=True)
+
+    # the IMDB classifier data-parallel: the single-device history (weighted BCE over padded batches, dropout)
+    from jena_rnn import imdb, text
+    from jena_rnn.config import LayerConfig
+    with tempfile.TemporaryDirectory() as d:
+        root = text.write_synthetic_imdb(d + "/aclImdb", n_train=150, n_test=40, mean_len=12, vocab=40)
+        icfg = imdb.IMDBConfig(data=str(root), max_features=50, maxlen=16, embed_dim=4, epochs=2, batch_size=16,
+                               layers=(LayerConfig(cell="lstm", units=4, recurrent_dropout=0.3),))
+        splits = imdb.prepare(icfg)  # 120 training reviews: the last batch is padded (weights 0)
+        _, ref_h = imdb.fit(icfg, splits, log=None)
+        _, dp_h = imdb.fit(icfg, splits, log=None, mesh=distributed.make_mesh({"data": 4}))
+        for a, b in zip(ref_h, dp_h):
+            np.testing.assert_allclose([a[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")],
+                                       [b[k] for k in ("train_loss", "train_acc", "val_loss", "val_acc")], rtol=1e-5)
+    print("ok imdb data parallel", flush=True)
 ''')
 
 
@@ -101,7 +116,7 @@ def test_sharded_losses_equal_single_device(tmp_path):
            "PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr[-3000:]
-    assert proc.stdout.count("ok") == 6
+    assert proc.stdout.count("ok") == 7
 
 
 def _env(tmp_path, **extra):
