@@ -190,6 +190,28 @@ def check_divisible(mesh: Mesh | None, *, batch_size: int, members: int) -> None
                          f"mesh's 'sweep' axis: use a multiple of {n_sweep} members")
 
 
+def data_parallel(fn, mesh: Mesh, in_specs: tuple, reduce=jax.lax.psum):
+    """``shard_map`` ``fn`` over the mesh's ``"data"`` axis; each output is combined by ``reduce(x, "data")``.
+
+    Each device runs ``fn`` on its slice of the arguments split by ``in_specs`` (the others are
+    replicated), so the devices work concurrently; on a CPU split into one device per core
+    (``use_cpu_cores``) that puts every core on the recurrence. The outputs are replicated.
+    """
+    def local(*args):
+        return jax.tree.map(lambda x: reduce(x, "data"), fn(*args))
+
+    # check_vma=False: scan carries start replicated (zeros) and become per-device; the values are exact.
+    return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=P(), check_vma=False)
+
+
+def local_rows(batch_size: int, mesh: Mesh) -> tuple:
+    """Inside ``data_parallel``: ``(start, batch_size)``, this device's first row of the whole batch.
+
+    Passed as ``dropout_rows`` so each device keeps its rows of the whole batch's dropout masks.
+    """
+    return jax.lax.axis_index("data") * (batch_size // axis_size(mesh, "data")), batch_size
+
+
 def batch_sharding(mesh: Mesh | None) -> NamedSharding | None:
     """The sharding of a batch's leading axis over ``"data"`` (None without a data axis)."""
     return NamedSharding(mesh, P("data")) if axis_size(mesh, "data") > 1 else None

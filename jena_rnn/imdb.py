@@ -142,13 +142,8 @@ def _batch_grads(cfg: IMDBConfig, mesh=None):
         local = lambda *a: sums(*a, None)  # noqa: E731
     else:
         distributed.check_divisible(mesh, batch_size=b, members=1)
-
-        def local(*args):
-            rows = (jax.lax.axis_index("data") * (b // n_dev), b)
-            return jax.tree.map(lambda v: jax.lax.psum(v, "data"), sums(*args, rows))
-
-        local = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(), P(), P("data"), P("data"), P()),
-                              out_specs=P(), check_vma=False)
+        local = distributed.data_parallel(lambda *a: sums(*a, distributed.local_rows(b, mesh)), mesh,
+                                          (P(), P(), P(), P(), P("data"), P("data"), P()))
 
     def batch_grads(params, x, lengths, y, idx, wb, key):
         total, correct, count, grads = local(params, x, lengths, y, idx, wb, key)
@@ -209,11 +204,8 @@ def make_evaluate(cfg: IMDBConfig, n: int, batch: int = 512, *, mesh=None):
 
     if distributed.axis_size(mesh, "data") > 1:
         distributed.check_divisible(mesh, batch_size=batch, members=1)
-        per_device = sums
-        local = lambda *a: jax.tree.map(lambda v: jax.lax.psum(v, "data"), per_device(*a))  # noqa: E731
         cols = P(None, "data")
-        sums = jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), P(), P(), cols, cols), out_specs=P(),
-                             check_vma=False)
+        sums = distributed.data_parallel(sums, mesh, (P(), P(), P(), P(), cols, cols))
 
     def evaluate(params, x, lengths, y):
         idx = jnp.resize(jnp.arange(n), (nb, batch))

@@ -78,20 +78,6 @@ def init_state(config: Config, key: Array, in_features: int) -> TrainState:
     return TrainState(params, opt_state, jnp.zeros((), jnp.int32), k_run)
 
 
-def _data_parallel(fn: Callable, mesh, in_specs: tuple, reduce: Callable) -> Callable:
-    """``shard_map`` ``fn`` over the mesh's ``"data"`` axis; outputs are combined by ``reduce(x, "data")``.
-
-    Each device runs ``fn`` on its slice of the arguments split by ``in_specs`` (the others are
-    replicated), so the devices work concurrently; on a CPU split into one device per core
-    (``distributed.use_cpu_cores``) that puts every core on the recurrence. The outputs are replicated.
-    """
-    def local(*args):
-        return jax.tree.map(lambda x: reduce(x, "data"), fn(*args))
-
-    # check_vma=False: the scan carries start replicated (zeros) and become per-device; values are exact.
-    return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=P(), check_vma=False)
-
-
 def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
                     batch_sharding: Any = None, mesh: Mesh | None = None
                     ) -> Callable[..., tuple[TrainState, dict]]:
@@ -136,11 +122,10 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
 
     def local_grads(params, phases, rows, key):
         # this device's rows of the batch, and the same rows of the whole batch's dropout masks
-        local = d.batch_size // n_data
-        return grads_fn(params, phases, rows, key, None, (jax.lax.axis_index("data") * local, d.batch_size))
+        return grads_fn(params, phases, rows, key, None, distributed.local_rows(d.batch_size, mesh))
 
     if n_data > 1:
-        sharded_grads = _data_parallel(local_grads, mesh, (P(), P(), P("data"), P()), jax.lax.pmean)
+        sharded_grads = distributed.data_parallel(local_grads, mesh, (P(), P(), P("data"), P()), jax.lax.pmean)
 
     def train_step(state: TrainState, series: Array, rates: Array | None = None) -> tuple[TrainState, dict]:
         phases = data.phases_of(series, d.step)
@@ -218,7 +203,7 @@ def make_evaluate(config: Config, target_col: int, *, model=None, mesh: Mesh | N
 
     if distributed.axis_size(mesh, "data") > 1:
         distributed.check_divisible(mesh, batch_size=d.batch_size, members=1)
-        evaluate = _data_parallel(evaluate, mesh, (P(), P(), P(None, "data"), P(None, "data")), jax.lax.psum)
+        evaluate = distributed.data_parallel(evaluate, mesh, (P(), P(), P(None, "data"), P(None, "data")))
     return jax.jit(evaluate)
 
 
