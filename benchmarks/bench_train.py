@@ -19,15 +19,18 @@ in ms per training step; batch 128, 240 steps, 14 features:
 - PyTorch ``nn.GRU``/``nn.LSTM``/``nn.Linear``, ``torch.optim.RMSprop``, eager, one call per step, on
   ``--torch-threads`` threads (default 1: with 2 threads on a 2-core machine that other jobs share,
   PyTorch's OpenMP threads wait on each other and a GRU step took 2-12 s instead of ~55 ms).
-Peers have no recurrent dropout (Flax has none, PyTorch only drops between layers), so for the dropout
-models they apply input dropout only, and PyTorch's GRU has no relu activation: those rows are marked
-``~`` (the peers do less work than the lecture's model). Peers that are not installed are skipped with
+- Keras 3 on TensorFlow (``pip install '.[keras]'``), ``train_on_batch`` once per step, on TensorFlow's
+  default thread pools (every core). It is the only peer that runs the lecture's exact models.
+Flax and PyTorch have no recurrent dropout (Flax has none, PyTorch only drops between layers), so for the
+dropout models they apply input dropout only, and PyTorch's GRU has no relu activation: those rows are
+marked ``~`` (those two peers do less work than the lecture's model). Peers that are not installed are skipped with
 a note. ``compile`` is the seconds to lower and compile our epoch (remat off / on).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import platform
 import statistics
 import sys
@@ -43,6 +46,7 @@ from jena_rnn.config import Config, DataConfig, ModelConfig, TrainConfig, lectur
 from jena_rnn.reproduce import machine
 
 B, T, F = 128, 240, 14
+PEERS = ("flax nn.RNN", "pytorch", "keras")
 MODELS = ("gru", "lstm", "gru_dropout", "stacked_gru", "bidirectional_gru", "mlp")
 
 
@@ -177,6 +181,41 @@ def torch_peer(model: ModelConfig, steps: int, xs, y, threads: int = 1):
     return run
 
 
+def keras_peer(model: ModelConfig, steps: int, xs, y):
+    """Keras 3 on the TensorFlow backend: the lecture's exact model (Keras has recurrent dropout, relu GRUs
+    and both GRU forms), ``model.train_on_batch`` once per step, as the lecture's ``fit`` runs it."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((T, F))
+    if model.kind == "mlp":
+        h = keras.layers.Dense(model.mlp_units, activation="relu")(keras.layers.Flatten()(inp))
+    else:
+        h = inp
+        for i, layer in enumerate(model.layers):
+            kw = dict(activation=layer.activation, dropout=layer.dropout, recurrent_dropout=layer.recurrent_dropout,
+                      return_sequences=i < len(model.layers) - 1)
+            rec = (keras.layers.GRU(layer.units, reset_after=layer.reset_after, **kw) if layer.cell == "gru"
+                   else keras.layers.LSTM(layer.units, **kw))
+            h = (keras.layers.Bidirectional(rec) if layer.bidirectional else rec)(h)
+    net = keras.Model(inp, keras.layers.Dense(1)(h))
+    net.compile(optimizer=keras.optimizers.RMSprop(1e-3, rho=0.9, epsilon=1e-7), loss="mae")
+    kx, ky = np.array(xs), np.array(y)
+
+    def run():
+        for _ in range(steps):
+            net.train_on_batch(kx, ky)
+    return run
+
+
+def _keras_version() -> str:
+    try:
+        import keras
+        return f"keras {keras.__version__} ({keras.backend.backend()})"
+    except ImportError:
+        return "keras not installed"
+
+
 def _torch_version() -> str:
     try:
         import torch
@@ -197,6 +236,8 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--torch-threads", type=int, default=1)
     args = p.parse_args(argv)
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")  # the Keras peer; before keras is imported
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     distributed.use_cpu_cores()  # one JAX device per core, as `jena-rnn train` does (before JAX starts)
     mesh = distributed.auto_mesh(B)
     n_dev = distributed.axis_size(mesh, "data")
@@ -206,8 +247,8 @@ def main(argv=None) -> None:
     print(f"# {machine()}; {n_dev} CPU device(s) for the data-parallel column; "
           f"python {platform.python_version()}; B={B} T={T} F={F}; "
           f"{args.steps} steps per timed call, median of {args.reps}; default remat here: {default}; "
-          f"torch {_torch_version()} on {args.torch_threads} thread(s)")
-    cols = ["remat off", "remat on", "fixed batch", f"data-parallel x{n_dev}", "flax nn.RNN", "pytorch"]
+          f"torch {_torch_version()} on {args.torch_threads} thread(s); {_keras_version()}")
+    cols = ["remat off", "remat on", "fixed batch", f"data-parallel x{n_dev}", "flax nn.RNN", "pytorch", "keras"]
     print("| model | " + " | ".join(cols) + " | compile off / on (s) | best peer / our best | sampling |")
     print("|---" * (len(cols) + 4) + "|")
     for name in args.models.split(","):
@@ -217,7 +258,7 @@ def main(argv=None) -> None:
         if mesh is not None:
             runners[f"data-parallel x{n_dev}"] = ours(name, args.steps, ds, None, mesh)[0]
         torch_run = lambda *a: torch_peer(*a, threads=args.torch_threads)  # noqa: E731
-        for col, make in (("flax nn.RNN", flax_peer), ("pytorch", torch_run)):
+        for col, make in (("flax nn.RNN", flax_peer), ("pytorch", torch_run), ("keras", keras_peer)):
             try:
                 runners[col] = make(model, args.steps, xs, y)
             except ImportError as e:
@@ -232,7 +273,7 @@ def main(argv=None) -> None:
                 times[k].append(1e3 * (time.perf_counter() - t0) / args.steps)
         med = {k: statistics.median(v) for k, v in times.items()}
         best_ours = min(v for k, v in med.items() if k.startswith(("remat", "data-parallel")))
-        peers = [v for k, v in med.items() if k in ("flax nn.RNN", "pytorch")]
+        peers = [v for k, v in med.items() if k in PEERS]
         ratio = f"{min(peers) / best_ours:.2f}x" if peers else "–"
         sampling = f"{100 * (med[f'remat {default}'] / med['fixed batch'] - 1):+.1f}%"
         label = name + (" ~" if approximate(model) else "")

@@ -106,6 +106,19 @@ def _quiet_absl():
         absl_logging.set_verbosity(old)
 
 
+def _checkpointer():
+    """An orbax PyTree checkpointer private to this process.
+
+    The leaves are host numpy copies, so no other process takes part: under ``jax.distributed`` only
+    process 0 saves (orbax's default would wait for every process at a barrier), and each process
+    restores on its own.
+    """
+    import orbax.checkpoint as ocp
+
+    me = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(), active_processes={jax.process_index()})
+    return ocp.Checkpointer(ocp.PyTreeCheckpointHandler(multiprocessing_options=me), multiprocessing_options=me)
+
+
 def _is_key(x: Any) -> bool:
     return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
@@ -200,7 +213,7 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
             arrays[f"leaf_{i:04d}"] = value
     if arrays:
         with _quiet_absl():
-            ocp.PyTreeCheckpointer().save((tmp / "state").absolute(), args=ocp.args.PyTreeSave(arrays))
+            _checkpointer().save((tmp / "state").absolute(), args=ocp.args.PyTreeSave(arrays))
     meta = {"epoch": epoch, "history": history, "config": config}
     (tmp / "tree.json").write_text(_dump(entries))
     (tmp / "meta.json").write_text(_dump(meta))
@@ -325,7 +338,7 @@ def restore(run_dir: str | os.PathLike, like: Any, *, which: str | int = "latest
     if names:
         restore_args = {n: ocp.RestoreArgs(restore_type=np.ndarray) for n in names}
         with _quiet_absl():
-            loaded = ocp.PyTreeCheckpointer().restore(
+            loaded = _checkpointer().restore(
                 (ckpt_dir / "state").absolute(), args=ocp.args.PyTreeRestore(restore_args=restore_args))
     leaves = []
     for i, ((_, leaf), entry) in enumerate(zip(path_leaves, entries)):

@@ -261,7 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--patience", type=_positive_int, help="early stopping patience per member (default off)")
     w.add_argument("--mesh", help="devices: sweep=N,data=M (one may be -1 = the rest), or none; default auto = "
                    "the members split over every local device (on a CPU: one per core)")
-    w.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize (multi-host)")
+    w.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize (multi-host): "
+                   "the cluster from SLURM/Open MPI/TPU, or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
+                   "JAX_PROCESS_ID, or the three flags below (which imply --distributed)")
+    w.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator")
+    w.add_argument("--num-processes", type=_positive_int, help="processes in the job")
+    w.add_argument("--process-id", type=int, help="this process's id, 0..N-1")
     w.add_argument("--out", required=True, help="sweep directory (groups/, members/, results.md/.csv, plot)")
     w.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     w.add_argument("--quiet", action="store_true", help="no per-epoch lines")

@@ -40,18 +40,51 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     """Start JAX's multi-host runtime (``jax.distributed.initialize``) and return who we are.
 
     With no arguments JAX reads its cluster environment: SLURM (``SLURM_*``), Open MPI
-    (``OMPI_*``), Cloud TPU pod slices (TPU metadata), and ``JAX_COORDINATOR_ADDRESS`` /
-    ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` for a hand-made launch. Call it once per process,
-    before any other JAX call. Calling it with one process and nothing configured is skipped.
+    (``OMPI_*``), Cloud TPU pod slices (TPU metadata). For a hand-made launch, set
+    ``JAX_COORDINATOR_ADDRESS`` (read by JAX) and ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID`` (read
+    here: JAX itself does not). Call it once per process, before any other JAX call. Calling it with one
+    process and no coordinator is skipped. On CPUs the processes exchange collectives over TCP (gloo,
+    JAX's default).
+
+    Raises:
+      ValueError: a malformed ``JAX_NUM_PROCESSES`` / ``JAX_PROCESS_ID``, a process id outside
+        ``[0, num_processes)``, or a coordinator without a process count and id.
     """
-    explicit = coordinator_address or num_processes or process_id is not None
-    env = os.environ.get("JAX_COORDINATOR_ADDRESS") or os.environ.get("SLURM_JOB_ID") \
-        or os.environ.get("OMPI_COMM_WORLD_SIZE") or os.environ.get("TPU_WORKER_HOSTNAMES")
-    if explicit or env:
+    num_processes = num_processes if num_processes is not None else _env_int("JAX_NUM_PROCESSES", 1)
+    process_id = process_id if process_id is not None else _env_int("JAX_PROCESS_ID", 0)
+    if num_processes is not None and process_id is not None and not 0 <= process_id < num_processes:
+        raise ValueError(f"process id {process_id} is outside [0, {num_processes}) "
+                         "(JAX_PROCESS_ID / --process-id against JAX_NUM_PROCESSES / --num-processes)")
+    coordinator = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+    auto = os.environ.get("SLURM_JOB_ID") or os.environ.get("OMPI_COMM_WORLD_SIZE") \
+        or os.environ.get("TPU_WORKER_HOSTNAMES")
+    if not auto:
+        if not coordinator and (num_processes or 1) > 1:
+            raise ValueError(f"{num_processes} processes need a coordinator: set JAX_COORDINATOR_ADDRESS "
+                             "(or --coordinator) to HOST:PORT of process 0")
+        if coordinator and (num_processes is None or process_id is None):
+            raise ValueError(f"coordinator {coordinator!r} given without the number of processes and this "
+                             "process's id: set JAX_NUM_PROCESSES and JAX_PROCESS_ID (or --num-processes and "
+                             "--process-id)")
+    if coordinator or auto:
         jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
                                    process_id=process_id)
     return {"process_id": jax.process_index(), "processes": jax.process_count(),
             "local_devices": jax.local_device_count(), "devices": jax.device_count()}
+
+
+def _env_int(name: str, minimum: int) -> int | None:
+    """The integer in environment variable ``name`` (None if unset); ValueError if not an int >= minimum."""
+    text = os.environ.get(name)
+    if text is None or text == "":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {text!r}")
+    return value
 
 
 def cpu_cores() -> int:
@@ -235,12 +268,19 @@ def place(tree, mesh: Mesh | None, *, stacked: bool):
 
 
 def to_host(tree):
-    """Return numpy copies of a tree of (possibly sharded, possibly multi-host) arrays."""
-    if jax.process_count() > 1:
-        from jax.experimental import multihost_utils
+    """Return numpy copies of a tree of (possibly sharded, possibly multi-host) arrays.
 
-        return multihost_utils.process_allgather(tree, tiled=True)
-    return jax.tree.map(np.asarray, tree)
+    A leaf that spans processes is gathered (``process_allgather``: a collective, so every process must
+    call ``to_host`` on the same tree); host arrays and this process's own arrays are copied as they are.
+    """
+    def one(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+        return np.asarray(x)
+
+    return jax.tree.map(one, tree)
 
 
 def is_main() -> bool:

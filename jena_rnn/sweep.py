@@ -311,14 +311,15 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
                 r["status"], still[k] = "early-stopped", False
             elif epoch >= epochs[k]:
                 r["status"], still[k] = "finished", False
-        mask = jnp.asarray(improved)
-        best = jax.tree.map(lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (a.ndim - 1)), a, b),
-                            live, sw.best)
-        sw = SweepState(live, best, np.where(improved, val, distributed.to_host(sw.best_val)).astype(np.float32),
-                        stale.astype(np.int32), still)
-        sw = distributed.place(distributed.to_host(sw), mesh, stacked=True)
+        # on the host: the states may span processes (to_host is a collective: every process calls it)
+        live, old = distributed.to_host((live, sw._replace(train=None)))
+        best = jax.tree.map(lambda a, b: np.where(improved.reshape(improved.shape + (1,) * (a.ndim - 1)), a, b),
+                            live, old.best)
+        host = SweepState(live, best, np.where(improved, val, old.best_val).astype(np.float32),
+                          stale.astype(np.int32), still)
+        sw = distributed.place(host, mesh, stacked=True)
         if group_dir is not None and distributed.is_main():
-            checkpoint.save(group_dir, distributed.to_host(sw), epoch=epoch, history=results,
+            checkpoint.save(group_dir, host, epoch=epoch, history=results,
                             config={"members": [to_dict(c) for c in configs]}, is_best=False)
         if log is not None:
             best_k = int(np.argmin(np.where(active & np.isfinite(val), val, np.inf)))
@@ -479,8 +480,8 @@ def command(args: Any, data_cfg) -> dict:
                                    "patience": args.patience}.items() if v is not None}))
     axes = {a: parse_axis(getattr(args, a), a) for a in AXES if getattr(args, a, None) is not None}
     configs = expand(base, axes, seeds=args.seeds, samples=args.samples, sample_seed=args.sample_seed)
-    if args.distributed:
-        distributed.initialize()
+    if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     mesh = args.mesh or "auto"
     if mesh == "none":
         mesh = None

@@ -1,14 +1,17 @@
-"""Sharding on a simulated 4-device CPU mesh: sharded training gives the single-device losses.
+"""Sharding on a simulated 4-device CPU mesh, and on 2 processes: sharded training gives the single-device losses.
 
 The device count is fixed when JAX starts, so the checks run in a subprocess with
-``XLA_FLAGS=--xla_force_host_platform_device_count=4``.
+``XLA_FLAGS=--xla_force_host_platform_device_count=4``; the multi-process check launches two
+``jena-rnn sweep`` processes that meet through ``jax.distributed`` on localhost (gloo collectives).
 """
 import os
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from jena_rnn import distributed
@@ -178,3 +181,67 @@ def test_mesh_parsing_and_sizes():
     assert distributed.axis_size(mesh, "sweep") == 1 and distributed.axis_size(None, "data") == 1
     with pytest.raises(ValueError, match="needs 64 devices"):
         distributed.make_mesh({"sweep": 64})
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_sweep_as_one(tmp_path):
+    """`jena-rnn sweep` launched as 2 processes (jax.distributed over TCP, one CPU device each) gives the
+    single-process leaderboard: the sweep axis across processes, then a resume with the data axis."""
+    args = ["sweep", "--model", "gru", "--units", "4", "--lr", "1e-3,3e-3", "--recurrent-dropout", "0,0.3",
+            "--steps-per-epoch", "2", "--synthetic-rows", "3000", "--lookback", "60", "--delay", "12",
+            "--batch-size", "16", "--splits", "0:1500,1501:2200,2201:", "--quiet"]
+    code = "import sys; from jena_rnn.cli import main; main(sys.argv[1:])"
+    env = _env(tmp_path, JENA_RNN_CPU_DEVICES="1")
+
+    def launch(*extra, processes=2):
+        port = _free_port()
+        procs = [subprocess.Popen([sys.executable, "-c", code, *args, *extra,
+                                   *(["--coordinator", f"localhost:{port}", "--num-processes", str(processes),
+                                      "--process-id", str(i)] if processes > 1 else [])],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for i in range(processes)]
+        outs = [p.communicate(timeout=300) for p in procs]
+        for p, (_, err) in zip(procs, outs):
+            assert p.returncode == 0, err[-3000:]
+
+    launch("--epochs", "1", "--mesh", "sweep=2", "--out", str(tmp_path / "multi"))
+    launch("--epochs", "2", "--mesh", "data=2", "--resume", "--out", str(tmp_path / "multi"))
+    launch("--epochs", "2", "--mesh", "none", "--out", str(tmp_path / "single"), processes=1)
+    import csv
+
+    def board(name):
+        with open(tmp_path / name / "results.csv") as f:
+            return [(r["member"], r["epochs_run"], float(r["best_val_mae"])) for r in csv.DictReader(f)]
+
+    multi, single = board("multi"), board("single")
+    assert [m[:2] for m in multi] == [s[:2] for s in single] and len(multi) == 4
+    np.testing.assert_allclose([m[2] for m in multi], [s[2] for s in single], rtol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "multi" / "members").iterdir()) == ["m000", "m001", "m002", "m003"]
+
+
+@pytest.mark.parametrize("env, kwargs, message", [
+    ({"JAX_NUM_PROCESSES": "two"}, {}, "JAX_NUM_PROCESSES must be an integer >= 1, got 'two'"),
+    ({"JAX_PROCESS_ID": "-1"}, {}, "JAX_PROCESS_ID must be an integer >= 0, got '-1'"),
+    ({}, {"coordinator_address": "localhost:1", "num_processes": 2, "process_id": 2}, "process id 2 is outside [0, 2)"),
+    ({}, {"num_processes": 2, "process_id": 0}, "2 processes need a coordinator"),
+    ({"JAX_COORDINATOR_ADDRESS": "localhost:1"}, {}, "without the number of processes"),
+])
+def test_initialize_names_bad_settings(monkeypatch, env, kwargs, message):
+    for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "SLURM_JOB_ID",
+                 "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES"):
+        monkeypatch.delenv(name, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        distributed.initialize(**kwargs)
+
+
+def test_initialize_alone_is_one_process():
+    assert distributed.initialize()["processes"] == 1
