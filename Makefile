@@ -9,7 +9,8 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q -e '.[test]'
-	$(PY) -m pip install -q 'torch==2.13.0' || echo "torch 2.13.0 not installable here: cross-framework tests will be skipped"
+	$(PY) -m pip install -q 'torch==2.13.0' || echo "torch 2.13.0 not installable here: PyTorch cross-checks will be skipped"
+	$(PY) -m pip install -q 'keras==3.15.1' || echo "keras 3.15.1 not installable here: Keras cross-checks will be skipped"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -19,6 +20,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install -q -e '.[keras]' || echo "keras/tensorflow not installable here: the Keras peer will be skipped"
 	$(PY) benchmarks/run_all.py
 
 clean:
