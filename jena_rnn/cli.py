@@ -82,6 +82,25 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--synthetic-rows", type=_positive_int, help="rows of the synthetic default (default 420551)")
 
 
+def add_distributed_args(p: argparse.ArgumentParser) -> None:
+    """Add the multi-process options (``jax.distributed``) of ``train`` and ``sweep``."""
+    g = p.add_argument_group("multi-process (jax.distributed; docs/scaling.md)")
+    g.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize: the cluster "
+                   "from SLURM/Open MPI/TPU, or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, "
+                   "or the three flags below (which imply --distributed)")
+    g.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator")
+    g.add_argument("--num-processes", type=_positive_int, help="processes in the job")
+    g.add_argument("--process-id", type=int, help="this process's id, 0..N-1")
+
+
+def start_distributed(args) -> None:
+    """Call ``distributed.initialize`` if ``args`` asks for several processes (before any computation)."""
+    from jena_rnn import distributed
+
+    if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
+        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
+
+
 def data_config(args, base: DataConfig) -> DataConfig:
     """Apply the data flags of ``args`` to ``base``."""
     fields = {"path": args.data, "lookback": args.lookback, "step": args.step, "delay": args.delay,
@@ -223,6 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
     t.add_argument("--mesh", default="auto", help="data=N: split each batch over N devices; 'none': one device; "
                    "default auto = every local device (on a CPU: one per core, see JENA_RNN_CPU_DEVICES)")
+    add_distributed_args(t)
     add_data_args(t)
 
     e = sub.add_parser("evaluate", help="MAE of a trained run on a split")
@@ -261,12 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--patience", type=_positive_int, help="early stopping patience per member (default off)")
     w.add_argument("--mesh", help="devices: sweep=N,data=M (one may be -1 = the rest), or none; default auto = "
                    "the members split over every local device (on a CPU: one per core)")
-    w.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize (multi-host): "
-                   "the cluster from SLURM/Open MPI/TPU, or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
-                   "JAX_PROCESS_ID, or the three flags below (which imply --distributed)")
-    w.add_argument("--coordinator", metavar="HOST:PORT", help="address of process 0's coordinator")
-    w.add_argument("--num-processes", type=_positive_int, help="processes in the job")
-    w.add_argument("--process-id", type=int, help="this process's id, 0..N-1")
+    add_distributed_args(w)
     w.add_argument("--out", required=True, help="sweep directory (groups/, members/, results.md/.csv, plot)")
     w.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     w.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -315,7 +330,7 @@ def _train_mesh(text: str):
         raise ValueError(f"train --mesh: only the 'data' axis applies to one model, got {text!r}")
     import jax
 
-    n, devices = shape["data"], jax.local_devices()
+    n, devices = shape["data"], jax.devices()  # every process's devices under jax.distributed
     return distributed.make_mesh(shape, devices if n == -1 else devices[:n])
 
 
@@ -327,6 +342,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         distributed.use_cpu_cores()  # one JAX device per core; before any computation
+        if args.command in ("train", "sweep"):
+            start_distributed(args)
         if args.command == "train":
             out = runs.train(train_config(args), args.out, resume=args.resume, quiet=args.quiet,
                              mesh=_train_mesh(args.mesh))

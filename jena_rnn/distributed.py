@@ -146,13 +146,18 @@ MIN_ROWS_PER_DEVICE = 32  # data parallelism splits a batch no finer (a guess: m
 def auto_mesh(batch_size: int | None = None, *, members: int | None = None, devices=None) -> Mesh | None:
     """A one-axis mesh over the local devices, or None when only one device would be used.
 
+    Under ``jax.distributed`` (several processes) it spans every device of the job, and raises
+    ``ValueError`` when the split cannot use them all (a process left out would train alone).
+
     For a sweep (``members`` given) a ``"sweep"`` axis, else a ``"data"`` axis for ``batch_size``;
     it takes the largest device count that divides that number (e.g. 3 of 4 devices for a batch of
     18), so that the split is always even. A batch is not split below ``MIN_ROWS_PER_DEVICE`` rows per
     device (batch 128: at most 4 devices): per-step overhead dominates tiny slices. Measured only on
     a 2-core CPU (benchmarks/RESULTS.md); on a many-core host pass an explicit mesh to go further.
     """
-    devices = list(jax.local_devices() if devices is None else devices)
+    if devices is None:  # several processes: every device of the job, or each would train alone
+        devices = jax.devices() if jax.process_count() > 1 else jax.local_devices()
+    devices = list(devices)
     if members is not None:
         axis, size, most = "sweep", members, len(devices)
     elif batch_size is not None:
@@ -161,6 +166,10 @@ def auto_mesh(batch_size: int | None = None, *, members: int | None = None, devi
     else:
         raise ValueError("auto_mesh: pass batch_size or members")
     n = max((k for k in range(1, most + 1) if size % k == 0), default=1)
+    if jax.process_count() > 1 and n != len(devices):
+        raise ValueError(f"auto mesh: {'members' if members is not None else 'batch size'} {size} cannot be "
+                         f"split over all {len(devices)} devices of the {jax.process_count()} processes "
+                         f"(with at least {MIN_ROWS_PER_DEVICE} rows each for a batch); pass --mesh")
     return None if n == 1 else make_mesh({axis: n}, devices[:n])
 
 
@@ -281,6 +290,14 @@ def to_host(tree):
         return np.asarray(x)
 
     return jax.tree.map(one, tree)
+
+
+def barrier(name: str) -> None:
+    """Wait until every process reaches the barrier ``name`` (nothing to wait for with one process)."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def is_main() -> bool:

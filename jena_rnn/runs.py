@@ -43,6 +43,7 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
     ``mesh``: a ``"data"`` mesh for data-parallel training, None for one device, or "auto"
     (``distributed.auto_mesh``: every local device that divides the batch; one device for the MLP).
     """
+    quiet = quiet or not distributed.is_main()  # under jax.distributed, process 0 speaks for all
     ds = load_data(config.data, quiet=quiet)
     log = None if quiet else _log
     if mesh == "auto":  # the MLP's step (0.6 ms) is slower split over CPU devices (0.8 ms): RESULTS.md

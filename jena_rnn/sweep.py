@@ -480,8 +480,6 @@ def command(args: Any, data_cfg) -> dict:
                                    "patience": args.patience}.items() if v is not None}))
     axes = {a: parse_axis(getattr(args, a), a) for a in AXES if getattr(args, a, None) is not None}
     configs = expand(base, axes, seeds=args.seeds, samples=args.samples, sample_seed=args.sample_seed)
-    if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
-        distributed.initialize(args.coordinator, args.num_processes, args.process_id)
     mesh = args.mesh or "auto"
     if mesh == "none":
         mesh = None

@@ -241,7 +241,8 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
       log: receives one line per epoch (None = quiet).
       progress: draw a progress bar on stderr while an epoch runs.
       mesh: data-parallel training and validation over its ``"data"`` axis (``make_train_step``);
-        e.g. ``distributed.auto_mesh(batch_size)``. None = one device.
+        e.g. ``distributed.auto_mesh(batch_size)``. None = one device. Under ``jax.distributed`` the
+        mesh may span processes: every process runs ``fit`` alike, and process 0 writes the files.
     Returns:
       (final state, history): one dict per epoch with ``train_mae``, ``val_mae`` (normalised),
       the same in the target's units (``*_degC``), ``train_seconds``, ``step_ms`` and ``epoch_seconds``.
@@ -263,10 +264,11 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
         elif not resume and checkpoint.latest(run_dir) is not None:
             raise FileExistsError(f"{run_dir} already holds checkpoints: pass resume=True (--resume) "
                                   "to continue it, or choose another output directory")
-        run_dir.mkdir(parents=True, exist_ok=True)
-        report.write_json(run_dir / "stats.json", _stats_json(ds))
-        if not history:  # before the first checkpoint, so a crash inside it still leaves a resumable run
-            report.write_json(run_dir / "config.json", to_dict(config))
+        if distributed.is_main():  # under jax.distributed, process 0 writes every file
+            run_dir.mkdir(parents=True, exist_ok=True)
+            report.write_json(run_dir / "stats.json", _stats_json(ds))
+            if not history:  # before the first checkpoint, so a crash inside it still leaves a resumable run
+                report.write_json(run_dir / "config.json", to_dict(config))
     bar = report.ProgressBar(config.train.steps_per_epoch) if progress else None
     train_epoch = make_train_epoch(config, ds.train, ds.target_col, progress=bar, mesh=mesh)
     evaluate = make_evaluate(config, ds.target_col, mesh=mesh)
@@ -281,9 +283,9 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
     for epoch in range(len(history) + 1, config.train.epochs + 1):
         t0 = time.perf_counter()
         state, metrics = train_epoch(state, series)
-        losses = np.asarray(metrics["loss"])  # blocks until the epoch is done
+        losses = distributed.to_host(metrics["loss"])  # blocks until the epoch is done
         t_train = time.perf_counter() - t0
-        total, count = evaluate(state.params, series, val_rows, val_valid)
+        total, count = distributed.to_host(evaluate(state.params, series, val_rows, val_valid))
         train_mae, val_mae = float(np.mean(losses)), float(total) / max(int(count), 1)
         if bar is not None:
             bar.close()
@@ -301,15 +303,18 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
         is_best = val_mae < best
         best, stale = (val_mae, 0) if is_best else (best, stale + 1)
         if run_dir is not None:
-            checkpoint.save(run_dir, state, epoch=epoch, history=history, config=to_dict(config),
-                            is_best=is_best)
-            report.write_history(run_dir, history)
+            host = distributed.to_host(state) if jax.process_count() > 1 else state  # a collective
+            if distributed.is_main():
+                checkpoint.save(run_dir, host, epoch=epoch, history=history, config=to_dict(config),
+                                is_best=is_best)
+                report.write_history(run_dir, history)
         if log is not None:
             log(report.epoch_line(row, config.train.epochs, history))
         if config.train.patience is not None and stale >= config.train.patience:
             if log is not None:
                 log(f"early stop: no better validation MAE for {stale} epochs")
             break
+    distributed.barrier("fit: checkpoints written")  # the other processes may read them next
     return state, history
 
 

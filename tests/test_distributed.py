@@ -4,6 +4,7 @@ The device count is fixed when JAX starts, so the checks run in a subprocess wit
 ``XLA_FLAGS=--xla_force_host_platform_device_count=4``; the multi-process check launches two
 ``jena-rnn sweep`` processes that meet through ``jax.distributed`` on localhost (gloo collectives).
 """
+import json
 import os
 import re
 import subprocess
@@ -191,29 +192,53 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_sweep_as_one(tmp_path):
-    """`jena-rnn sweep` launched as 2 processes (jax.distributed over TCP, one CPU device each) gives the
-    single-process leaderboard: the sweep axis across processes, then a resume with the data axis."""
-    args = ["sweep", "--model", "gru", "--units", "4", "--lr", "1e-3,3e-3", "--recurrent-dropout", "0,0.3",
-            "--steps-per-epoch", "2", "--synthetic-rows", "3000", "--lookback", "60", "--delay", "12",
-            "--batch-size", "16", "--splits", "0:1500,1501:2200,2201:", "--quiet"]
+TINY_ARGS = ["--model", "gru", "--units", "4", "--recurrent-dropout", "0.3", "--steps-per-epoch", "2",
+             "--synthetic-rows", "3000", "--lookback", "60", "--delay", "12", "--batch-size", "16",
+             "--splits", "0:1500,1501:2200,2201:", "--quiet"]
+
+
+def _launch(tmp_path, *args, processes=2) -> list[str]:
+    """Run ``jena-rnn ARGS`` as ``processes`` processes meeting through jax.distributed on localhost
+    (one CPU device each); return their stdouts."""
     code = "import sys; from jena_rnn.cli import main; main(sys.argv[1:])"
-    env = _env(tmp_path, JENA_RNN_CPU_DEVICES="1")
+    port = _free_port()
+    procs = [subprocess.Popen([sys.executable, "-c", code, *args,
+                               *(["--coordinator", f"localhost:{port}", "--num-processes", str(processes),
+                                  "--process-id", str(i)] if processes > 1 else [])],
+                              env=_env(tmp_path, JENA_RNN_CPU_DEVICES="1"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(processes)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    for p, (_, err) in zip(procs, outs):
+        assert p.returncode == 0, err[-3000:]
+    return [out[out.find("{\n"):] for out, _ in outs]  # gloo prints "[Gloo] Rank i is connected ..." first
 
-    def launch(*extra, processes=2):
-        port = _free_port()
-        procs = [subprocess.Popen([sys.executable, "-c", code, *args, *extra,
-                                   *(["--coordinator", f"localhost:{port}", "--num-processes", str(processes),
-                                      "--process-id", str(i)] if processes > 1 else [])],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for i in range(processes)]
-        outs = [p.communicate(timeout=300) for p in procs]
-        for p, (_, err) in zip(procs, outs):
-            assert p.returncode == 0, err[-3000:]
 
-    launch("--epochs", "1", "--mesh", "sweep=2", "--out", str(tmp_path / "multi"))
-    launch("--epochs", "2", "--mesh", "data=2", "--resume", "--out", str(tmp_path / "multi"))
-    launch("--epochs", "2", "--mesh", "none", "--out", str(tmp_path / "single"), processes=1)
+def test_two_processes_train_as_one(tmp_path):
+    """`jena-rnn train` as 2 processes, the batch split over both (with recurrent dropout), stopped and
+    resumed, gives the single-process single-device run; only process 0 writes."""
+    _launch(tmp_path, "train", *TINY_ARGS, "--epochs", "1", "--mesh", "data=2", "--out", str(tmp_path / "multi"))
+    outs = _launch(tmp_path, "train", *TINY_ARGS, "--epochs", "2", "--mesh", "data=2", "--resume",
+                   "--out", str(tmp_path / "multi"))
+    single = json.loads(_launch(tmp_path, "train", *TINY_ARGS, "--epochs", "2", "--mesh", "none",
+                                "--out", str(tmp_path / "single"), processes=1)[0])
+    for out in outs:  # both processes report the same run
+        multi = json.loads(out)
+        assert multi["devices"] == 2 and single["devices"] == 1
+        np.testing.assert_allclose([multi["best_val_mae"], multi["test_mae"]],
+                                   [single["best_val_mae"], single["test_mae"]], rtol=1e-5)
+    hist = [json.loads((tmp_path / d / "history.json").read_text()) for d in ("multi", "single")]
+    np.testing.assert_allclose([h["train_mae"] for h in hist[0]], [h["train_mae"] for h in hist[1]], rtol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "multi" / "checkpoints").iterdir() if p.name.startswith("tmp")) == []
+
+
+def test_two_processes_sweep_as_one(tmp_path):
+    """`jena-rnn sweep` launched as 2 processes gives the single-process leaderboard: the sweep axis across
+    processes, then a resume with the data axis across them."""
+    args = ["sweep", *TINY_ARGS, "--lr", "1e-3,3e-3", "--recurrent-dropout", "0,0.3"]
+    _launch(tmp_path, *args, "--epochs", "1", "--mesh", "sweep=2", "--out", str(tmp_path / "multi"))
+    _launch(tmp_path, *args, "--epochs", "2", "--mesh", "data=2", "--resume", "--out", str(tmp_path / "multi"))
+    _launch(tmp_path, *args, "--epochs", "2", "--mesh", "none", "--out", str(tmp_path / "single"), processes=1)
     import csv
 
     def board(name):
