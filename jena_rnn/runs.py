@@ -36,6 +36,15 @@ def load_data(cfg: DataConfig, *, quiet: bool = False) -> data.Dataset:
     return ds
 
 
+def resolve_mesh(config: Config, mesh="auto"):
+    """``mesh``, with "auto" resolved for ``config``: ``distributed.auto_mesh`` of its batch size (every
+    local device that divides it), except for the MLP and the naive model, which stay on one device (the
+    MLP's 0.6 ms step is slower split over CPU devices, 0.8 ms: benchmarks/RESULTS.md)."""
+    if mesh != "auto":
+        return mesh
+    return None if config.model.kind in ("mlp", "naive") else distributed.auto_mesh(config.data.batch_size)
+
+
 def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool = False,
           mesh="auto") -> dict:
     """Train ``config`` into run directory ``out``; return the best epoch and its test MAE.
@@ -46,8 +55,7 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
     quiet = quiet or not distributed.is_main()  # under jax.distributed, process 0 speaks for all
     ds = load_data(config.data, quiet=quiet)
     log = None if quiet else _log
-    if mesh == "auto":  # the MLP's step (0.6 ms) is slower split over CPU devices (0.8 ms): RESULTS.md
-        mesh = None if config.model.kind == "mlp" else distributed.auto_mesh(config.data.batch_size)
+    mesh = resolve_mesh(config, mesh)
     n_dev = distributed.axis_size(mesh, "data")
     if log is not None and n_dev > 1:
         log(f"devices: batch of {config.data.batch_size} split over {n_dev} {jax.default_backend()} devices "
@@ -103,10 +111,15 @@ def load_run(run_dir: str | Path, which="best", data_path: str | None = None):
     return config, ds, state, meta
 
 
-def evaluate(run_dir: str | Path, *, split: str = "test", which="best", data_path: str | None = None) -> dict:
-    """MAE of a saved run's checkpoint on a split, normalised and in the target's units."""
+def evaluate(run_dir: str | Path, *, split: str = "test", which="best", data_path: str | None = None,
+             mesh="auto") -> dict:
+    """MAE of a saved run's checkpoint on a split, normalised and in the target's units.
+
+    ``mesh``: "auto" (``resolve_mesh``: the windows split over the local devices), a ``"data"`` mesh, or
+    None (one device); the MAE is the same to float rounding.
+    """
     config, ds, state, meta = load_run(run_dir, which, data_path)
-    m = training.evaluate_split(config, state.params, ds, split)
+    m = training.evaluate_split(config, state.params, ds, split, mesh=resolve_mesh(config, mesh))
     scale = data.target_scale(ds)
     return {"run_dir": str(run_dir), "epoch": meta["epoch"], "split": split, "mae": m, "mae_degC": m * scale}
 

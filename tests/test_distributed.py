@@ -77,6 +77,11 @@ SCRIPT = textwrap.dedent('''
         assert len(state.params["head"]["w"].sharding.device_set) == 4
         full = train.evaluate_split(cfg, state.params, ds, "test")
         np.testing.assert_allclose(train.evaluate_split(cfg, state.params, ds, "test", mesh=mesh), full, rtol=1e-5)
+        from jena_rnn import runs  # `jena-rnn evaluate` splits the windows too
+        np.testing.assert_allclose(runs.evaluate(d, mesh=mesh)["mae"], runs.evaluate(d, mesh=None)["mae"], rtol=1e-5)
+    from jena_rnn.config import lecture_config
+    assert distributed.axis_size(runs.resolve_mesh(lecture_config("gru")), "data") == 4
+    assert runs.resolve_mesh(lecture_config("mlp")) is None
     # dropout: each device keeps its rows of the whole batch's masks, so any device count gives one history
     drop = tiny_config(units=8, epochs=2, steps=3, dropout=0.3, recurrent_dropout=0.5)
     _, h1 = train.fit(drop, ds, log=None)
