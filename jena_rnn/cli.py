@@ -9,7 +9,6 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path
 
 from jena_rnn.config import (EVAL_MODES, LECTURE_MODELS, OPTIMIZERS, SENTINEL_POLICIES, Config, DataConfig,
                              lecture_config)

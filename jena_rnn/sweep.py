@@ -10,6 +10,7 @@ its own batches and dropout masks from its own key, so member ``k`` follows the 
 two at a time inside one ``lax.map`` (``chunk``; measured faster there than one vmap over all, same
 numbers: benchmarks/RESULTS.md "Sweeps").
 
+Which members: ``jena_rnn.sweep_grid`` (grid and random search); outputs: ``jena_rnn.sweep_board``.
 Static structure (cells, units, layers, GRU form, window, batch, steps per epoch) cannot be vmapped:
 members that differ in it are split into groups automatically, one compiled program each
 (``group_members``; the grouping is logged and listed in ``sweep.json``). Early stopping masks: after
@@ -29,11 +30,8 @@ Layout of ``out``::
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import functools
-import io
-import itertools
 import json
 import sys
 import time
@@ -48,13 +46,9 @@ from jax.sharding import PartitionSpec as P
 
 from jena_rnn import checkpoint, data, distributed, report, train
 from jena_rnn.config import Config, from_dict, lecture_config, to_dict
+from jena_rnn.sweep_board import LEADERBOARD, export_member, member_values, write_leaderboard
+from jena_rnn.sweep_grid import AXES, expand, group_label, group_members, parse_axis, static_key
 
-# axis name -> (where it lives, field, type); lr/rho/rates/seed are vmapped, the rest make groups
-AXES = {"lr": ("optim", "learning_rate", float), "rho": ("optim", "decay", float),
-        "dropout": ("layer", "dropout", float), "recurrent_dropout": ("layer", "recurrent_dropout", float),
-        "units": ("layer", "units", int), "reset_after": ("layer", "reset_after", bool),
-        "cell": ("layer", "cell", str)}
-LOG_UNIFORM = {"lr"}  # random search draws these log-uniformly from a LO:HI range
 
 
 class SweepState(NamedTuple):
@@ -65,82 +59,6 @@ class SweepState(NamedTuple):
     best_val: jax.Array  # float32 [S] best validation MAE (normalised; inf before the first epoch)
     stale: jax.Array  # int32 [S] epochs since the last improvement
     active: jax.Array  # bool [S] still training (False: early-stopped, finished or diverged)
-
-
-# ------------------------------------------------------------------------------------------- members
-def set_axis(config: Config, axis: str, value) -> Config:
-    """Return ``config`` with one sweep axis set (layer axes apply to every layer)."""
-    where, name, cast = AXES[axis]
-    value = cast(value)
-    if where == "optim":
-        return dataclasses.replace(config, optim=dataclasses.replace(config.optim, **{name: value}))
-    layers = tuple(dataclasses.replace(layer, **{name: value}) for layer in config.model.layers)
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, layers=layers))
-
-
-def expand(base: Config, axes: dict[str, list | tuple], *, seeds: int = 1, samples: int | None = None,
-           sample_seed: int = 0) -> list[Config]:
-    """Expand a grid (every combination of the ``axes`` lists) or a random search into member configs.
-
-    Args:
-      axes: name (a key of ``AXES``) -> list of values, or a ``(lo, hi)`` tuple: a range for random
-        search (log-uniform for ``LOG_UNIFORM`` axes, else uniform).
-      seeds: members per point, with ``train.seed`` = 0 .. seeds-1 (initialisation and data order).
-      samples: None = grid; N = N random points (lists are sampled uniformly, ranges continuously).
-    """
-    unknown = set(axes) - set(AXES)
-    if unknown:
-        raise ValueError(f"unknown sweep axes {sorted(unknown)}; choose from {sorted(AXES)}")
-    points: list[dict] = []
-    if samples is None:
-        ranges = [a for a, v in axes.items() if isinstance(v, tuple)]
-        if ranges:
-            raise ValueError(f"ranges LO:HI for {ranges} need random search (--samples N)")
-        points = [dict(zip(axes, vals)) for vals in itertools.product(*axes.values())]
-    else:
-        rng = np.random.default_rng(sample_seed)
-        for _ in range(samples):
-            point = {}
-            for a, v in axes.items():
-                if not isinstance(v, tuple):
-                    point[a] = v[rng.integers(len(v))]
-                elif a in LOG_UNIFORM:
-                    point[a] = float(np.exp(rng.uniform(np.log(v[0]), np.log(v[1]))))
-                else:
-                    point[a] = float(rng.uniform(v[0], v[1]))
-            points.append(point)
-    configs = []
-    for point in points:
-        cfg = base
-        for a, v in point.items():
-            cfg = set_axis(cfg, a, v)
-        for s in range(seeds):
-            configs.append(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=s)))
-    return configs
-
-
-def static_key(config: Config) -> Config:
-    """``config`` with every vmappable field neutralised: members with equal keys share one program."""
-    cfg = config
-    for axis, value in (("lr", 1e-3), ("rho", 0.9), ("dropout", 0.0), ("recurrent_dropout", 0.0)):
-        cfg = set_axis(cfg, axis, value)
-    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=0, epochs=1, patience=None))
-
-
-def group_members(configs: list[Config]) -> list[list[int]]:
-    """Split member indices into groups of equal static structure (first-seen order)."""
-    groups: dict[Config, list[int]] = {}
-    for k, cfg in enumerate(configs):
-        groups.setdefault(static_key(cfg), []).append(k)
-    return list(groups.values())
-
-
-def group_label(config: Config) -> str:
-    """A short name for a group's structure, e.g. ``gru32-reset_before``."""
-    parts = [f"{l.cell}{l.units}" + ("-bi" if l.bidirectional else "")
-             + (f"-reset_{'after' if l.reset_after else 'before'}" if l.cell == "gru" else "")
-             for l in config.model.layers]
-    return "+".join(parts) or config.model.kind
 
 
 # ------------------------------------------------------------------------------------- programs
@@ -366,9 +284,9 @@ def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, 
         best = distributed.to_host(sw.best)
         for j, (cfg, r) in enumerate(zip(group_cfgs, results)):
             if out is not None and distributed.is_main() and r["best_epoch"] is not None:
-                _export_member(out / "members" / r["name"], cfg, jax.tree.map(lambda x: x[j], best), r, ds)
+                export_member(out / "members" / r["name"], cfg, jax.tree.map(lambda x: x[j], best), r, ds)
             board.append({"rank": 0, "member": r["name"], "group": f"g{g}", "structure": group_label(cfg),
-                          **_values(cfg), "best_epoch": r["best_epoch"],
+                          **member_values(cfg), "best_epoch": r["best_epoch"],
                           "best_val_mae": r["best_val_mae"], "best_val_mae_degC": r["best_val_mae"] * scale,
                           "epochs_run": len(r["history"]), "status": r["status"], "history": r["history"]})
     board.sort(key=lambda b: (not np.isfinite(b["best_val_mae"]), b["best_val_mae"]))
@@ -388,89 +306,7 @@ def _without_epochs(saved: list[dict], now: list[dict]) -> list[dict]:
     return saved
 
 
-def _values(cfg: Config) -> dict:
-    def layer(name):  # one layer: the rate; a stack: "0.1/0.5" (rounded for the table)
-        values = [getattr(l, name) for l in cfg.model.layers]
-        return values[0] if len(values) == 1 else "/".join(f"{v:.4g}" for v in values)
-
-    return {"lr": cfg.optim.learning_rate, "rho": cfg.optim.decay, "dropout": layer("dropout"),
-            "recurrent_dropout": layer("recurrent_dropout"), "seed": cfg.train.seed}
-
-
-def _export_member(mdir: Path, cfg: Config, best_state, result: dict, ds: data.Dataset) -> None:
-    """Write a member's best state as an ordinary run directory (usable by ``jena-rnn evaluate``)."""
-    epoch = result["best_epoch"]
-    if checkpoint.latest(mdir) is not None and checkpoint.latest(mdir) >= epoch:
-        return  # already exported (a resumed sweep without a better epoch)
-    history = result["history"]
-    checkpoint.save(mdir, best_state, epoch=epoch, history=history, config=to_dict(cfg), is_best=True)
-    report.write_json(mdir / "stats.json", train._stats_json(ds))
-    report.write_history(mdir, history)
-
-
-LEADERBOARD = ("rank", "member", "group", "structure", "lr", "rho", "dropout", "recurrent_dropout", "seed",
-               "best_epoch", "best_val_mae", "best_val_mae_degC", "epochs_run", "status")
-
-
-def _fmt(v) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def write_leaderboard(out: Path, board: list[dict]) -> None:
-    """Write ``results.csv``, ``results.md`` (sorted by best validation MAE) and ``val_curves.png``."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=LEADERBOARD, extrasaction="ignore", lineterminator="\n")
-    w.writeheader()
-    w.writerows(board)
-    report.write_atomic(out / "results.csv", buf.getvalue().encode())
-    lines = ["| " + " | ".join(LEADERBOARD) + " |", "|" + "---|" * len(LEADERBOARD)]
-    lines += ["| " + " | ".join(_fmt(b[c]) for c in LEADERBOARD) + " |" for b in board]
-    text = (f"# Sweep leaderboard ({len(board)} members)\n\nSorted by best validation MAE; "
-            "`best_val_mae` is normalised, `_degC` in the target's units.\n\n" + "\n".join(lines) + "\n")
-    report.write_atomic(out / "results.md", text.encode())
-    plot_curves(board, out / "val_curves.png")
-
-
-def plot_curves(board: list[dict], path: Path, *, top: int = 10) -> None:
-    """Plot every member's validation MAE per epoch (the best ``top`` labelled)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for b in board:
-        h = b["history"]
-        ax.plot([r["epoch"] for r in h], [r["val_mae_degC"] for r in h], alpha=0.8 if b["rank"] <= top else 0.3,
-                label=f"{b['member']} lr={b['lr']:.2g} rd={_fmt(b['recurrent_dropout'])} s={b['seed']}"
-                if b["rank"] <= top else None)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("validation MAE (°C)")
-    ax.set_title(f"Validation MAE of {len(board)} sweep members")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    report.write_atomic(path, buf.getvalue())
-
-
 # ------------------------------------------------------------------------------------- command line
-def parse_axis(text: str, axis: str):
-    """Parse ``a,b,c`` into a list or ``lo:hi`` into a range tuple (for ``--samples``)."""
-    cast = AXES[axis][2]
-    cast = (lambda t: t.strip().lower() in ("1", "true", "yes", "after")) if cast is bool else cast
-    try:
-        if ":" in text:
-            lo, hi = (float(t) for t in text.split(":"))
-            if not lo < hi:
-                raise ValueError(f"empty range {text!r}")
-            return (lo, hi)
-        return [cast(t) for t in text.split(",")]
-    except ValueError as e:
-        raise ValueError(f"--{axis.replace('_', '-')}: {e}") from None
-
-
 def command(args: Any, data_cfg) -> dict:
     """Run ``jena-rnn sweep`` from parsed arguments (``cli.build_parser``) and the data config."""
     base = lecture_config(args.model)

@@ -1,0 +1,76 @@
+"""A sweep's outputs: the leaderboard (``results.csv``/``.md``), the validation curves, member run dirs."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from jena_rnn import checkpoint, data, report, train
+from jena_rnn.config import Config, to_dict
+
+LEADERBOARD = ("rank", "member", "group", "structure", "lr", "rho", "dropout", "recurrent_dropout", "seed",
+               "best_epoch", "best_val_mae", "best_val_mae_degC", "epochs_run", "status")
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def write_leaderboard(out: Path, board: list[dict]) -> None:
+    """Write ``results.csv``, ``results.md`` (sorted by best validation MAE) and ``val_curves.png``."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=LEADERBOARD, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    w.writerows(board)
+    report.write_atomic(out / "results.csv", buf.getvalue().encode())
+    lines = ["| " + " | ".join(LEADERBOARD) + " |", "|" + "---|" * len(LEADERBOARD)]
+    lines += ["| " + " | ".join(_fmt(b[c]) for c in LEADERBOARD) + " |" for b in board]
+    text = (f"# Sweep leaderboard ({len(board)} members)\n\nSorted by best validation MAE; "
+            "`best_val_mae` is normalised, `_degC` in the target's units.\n\n" + "\n".join(lines) + "\n")
+    report.write_atomic(out / "results.md", text.encode())
+    plot_curves(board, out / "val_curves.png")
+
+
+def plot_curves(board: list[dict], path: Path, *, top: int = 10) -> None:
+    """Plot every member's validation MAE per epoch (the best ``top`` labelled)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for b in board:
+        h = b["history"]
+        ax.plot([r["epoch"] for r in h], [r["val_mae_degC"] for r in h], alpha=0.8 if b["rank"] <= top else 0.3,
+                label=f"{b['member']} lr={b['lr']:.2g} rd={_fmt(b['recurrent_dropout'])} s={b['seed']}"
+                if b["rank"] <= top else None)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation MAE (°C)")
+    ax.set_title(f"Validation MAE of {len(board)} sweep members")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    report.write_atomic(path, buf.getvalue())
+
+
+def member_values(cfg: Config) -> dict:
+    """The vmapped values of a member, as its leaderboard row shows them."""
+    def layer(name):  # one layer: the rate; a stack: "0.1/0.5" (rounded for the table)
+        values = [getattr(l, name) for l in cfg.model.layers]
+        return values[0] if len(values) == 1 else "/".join(f"{v:.4g}" for v in values)
+
+    return {"lr": cfg.optim.learning_rate, "rho": cfg.optim.decay, "dropout": layer("dropout"),
+            "recurrent_dropout": layer("recurrent_dropout"), "seed": cfg.train.seed}
+
+
+def export_member(mdir: Path, cfg: Config, best_state, result: dict, ds: data.Dataset) -> None:
+    """Write a member's best state as an ordinary run directory (usable by ``jena-rnn evaluate``)."""
+    epoch = result["best_epoch"]
+    if checkpoint.latest(mdir) is not None and checkpoint.latest(mdir) >= epoch:
+        return  # already exported (a resumed sweep without a better epoch)
+    history = result["history"]
+    checkpoint.save(mdir, best_state, epoch=epoch, history=history, config=to_dict(cfg), is_best=True)
+    report.write_json(mdir / "stats.json", train._stats_json(ds))
+    report.write_history(mdir, history)
