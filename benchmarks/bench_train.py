@@ -184,6 +184,17 @@ def torch_peer(model: ModelConfig, steps: int, xs, y, threads: int = 1):
 def keras_peer(model: ModelConfig, steps: int, xs, y):
     """Keras 3 on the TensorFlow backend: the lecture's exact model (Keras has recurrent dropout, relu GRUs
     and both GRU forms), ``model.train_on_batch`` once per step, as the lecture's ``fit`` runs it."""
+    net = keras_model(model)
+    kx, ky = np.array(xs), np.array(y)
+
+    def run():
+        for _ in range(steps):
+            net.train_on_batch(kx, ky)
+    return run
+
+
+def keras_model(model: ModelConfig):
+    """The lecture's ``model`` as a compiled Keras 3 model (RMSprop 1e-3, MAE loss), seed 0."""
     import keras
 
     keras.utils.set_random_seed(0)
@@ -200,12 +211,7 @@ def keras_peer(model: ModelConfig, steps: int, xs, y):
             h = (keras.layers.Bidirectional(rec) if layer.bidirectional else rec)(h)
     net = keras.Model(inp, keras.layers.Dense(1)(h))
     net.compile(optimizer=keras.optimizers.RMSprop(1e-3, rho=0.9, epsilon=1e-7), loss="mae")
-    kx, ky = np.array(xs), np.array(y)
-
-    def run():
-        for _ in range(steps):
-            net.train_on_batch(kx, ky)
-    return run
+    return net
 
 
 def _keras_version() -> str:
