@@ -39,10 +39,11 @@ def versions() -> str:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=str(Path(__file__).parent / "LATEST.md"))
+    p.add_argument("--out", help="default benchmarks/LATEST.md (benchmarks/LATEST-quick.md with --quick)")
     p.add_argument("--quick", action="store_true", help="tiny repeat counts: check that every script runs")
     args = p.parse_args(argv)
     here, status = Path(__file__).parent, 0
+    args.out = args.out or str(here / ("LATEST-quick.md" if args.quick else "LATEST.md"))
     header = (f"# Benchmark run {datetime.datetime.now().isoformat(timespec='minutes')}"
               + (" (--quick: not figures)" if args.quick else "")
               + f"\n\n{platform.platform()}, {os.cpu_count()} CPUs, python {platform.python_version()}; "

@@ -107,7 +107,7 @@ def _quiet_absl():
 
 
 def _checkpointer():
-    """An orbax PyTree checkpointer private to this process.
+    """Return an orbax PyTree checkpointer private to this process.
 
     The leaves are host numpy copies, so no other process takes part: under ``jax.distributed`` only
     process 0 saves (orbax's default would wait for every process at a barrier), and each process

@@ -240,7 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     t.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
     t.add_argument("--mesh", default="auto", help="data=N: split each batch over N devices; 'none': one device; "
-                   "default auto = every local device (on a CPU: one per core, see JENA_RNN_CPU_DEVICES)")
+                   "default auto = every local device (on a CPU: one per core, see JENA_RNN_CPU_DEVICES), or every "
+                   "device of the job under --distributed")
     add_distributed_args(t)
     add_data_args(t)
 
@@ -279,7 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default 500)")
     w.add_argument("--patience", type=_positive_int, help="early stopping patience per member (default off)")
     w.add_argument("--mesh", help="devices: sweep=N,data=M (one may be -1 = the rest), or none; default auto = "
-                   "the members split over every local device (on a CPU: one per core)")
+                   "the members split over every local device (on a CPU: one per core), or every device of the "
+                   "job under --distributed")
     add_distributed_args(w)
     w.add_argument("--out", required=True, help="sweep directory (groups/, members/, results.md/.csv, plot)")
     w.add_argument("--resume", action="store_true", help="continue the sweep in --out")

@@ -11,7 +11,6 @@ as in the lecture) unless ``strict``, which keeps end rows below ``hi - delay``.
 """
 from __future__ import annotations
 
-import urllib.request  # noqa: F401  (data.urllib: the download's opener, patched by tests)
 from typing import NamedTuple
 
 import jax

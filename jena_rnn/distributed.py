@@ -59,6 +59,9 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     auto = os.environ.get("SLURM_JOB_ID") or os.environ.get("OMPI_COMM_WORLD_SIZE") \
         or os.environ.get("TPU_WORKER_HOSTNAMES")
     if not auto:
+        if process_id is not None and num_processes is None:
+            raise ValueError(f"process id {process_id} given without the number of processes: set "
+                             "JAX_NUM_PROCESSES (or --num-processes)")
         if not coordinator and (num_processes or 1) > 1:
             raise ValueError(f"{num_processes} processes need a coordinator: set JAX_COORDINATOR_ADDRESS "
                              "(or --coordinator) to HOST:PORT of process 0")
@@ -74,7 +77,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
 
 
 def _env_int(name: str, minimum: int) -> int | None:
-    """The integer in environment variable ``name`` (None if unset); ValueError if not an int >= minimum."""
+    """Return the integer in environment variable ``name`` (None if unset); ValueError if not an int >= minimum."""
     text = os.environ.get(name)
     if text is None or text == "":
         return None
@@ -167,9 +170,11 @@ def auto_mesh(batch_size: int | None = None, *, members: int | None = None, devi
         raise ValueError("auto_mesh: pass batch_size or members")
     n = max((k for k in range(1, most + 1) if size % k == 0), default=1)
     if jax.process_count() > 1 and n != len(devices):
-        raise ValueError(f"auto mesh: {'members' if members is not None else 'batch size'} {size} cannot be "
-                         f"split over all {len(devices)} devices of the {jax.process_count()} processes "
-                         f"(with at least {MIN_ROWS_PER_DEVICE} rows each for a batch); pass --mesh")
+        what = (f"{size} sweep members cannot be split over" if members is not None else
+                f"a batch of {size} cannot be split (at least {MIN_ROWS_PER_DEVICE} rows each) over")
+        raise ValueError(f"auto mesh: {what} all {len(devices)} devices of the {jax.process_count()} processes; "
+                         "pass --mesh " + ("data=-1 (or change the member count)" if members is not None
+                                           else "data=-1 (or change the batch size)"))
     return None if n == 1 else make_mesh({axis: n}, devices[:n])
 
 
@@ -213,6 +218,12 @@ def make_mesh(shape: Mapping[str, int], devices=None) -> Mesh:
     if int(np.prod(sizes)) != len(devices) or min(sizes) < 1:
         raise ValueError(f"mesh {dict(zip(names, sizes))} needs {int(np.prod(sizes))} devices, "
                          f"but {len(devices)} are available ({jax.default_backend()})")
+    if jax.process_count() > 1:
+        left_out = sorted(set(range(jax.process_count())) - {d.process_index for d in devices})
+        if left_out:
+            raise ValueError(f"mesh {dict(zip(names, sizes))} uses {len(devices)} of the {jax.device_count()} devices "
+                             f"and leaves out process(es) {left_out}, which would have nothing to run: give every "
+                             "process's devices a place in the mesh (e.g. data=-1)")
     return Mesh(np.asarray(devices).reshape(sizes), tuple(names))
 
 

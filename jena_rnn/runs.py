@@ -37,12 +37,17 @@ def load_data(cfg: DataConfig, *, quiet: bool = False) -> data.Dataset:
 
 
 def resolve_mesh(config: Config, mesh="auto"):
-    """``mesh``, with "auto" resolved for ``config``: ``distributed.auto_mesh`` of its batch size (every
-    local device that divides it), except for the MLP and the naive model, which stay on one device (the
-    MLP's 0.6 ms step is slower split over CPU devices, 0.8 ms: benchmarks/RESULTS.md)."""
+    """Resolve ``mesh="auto"`` for ``config``: ``distributed.auto_mesh`` of its batch size.
+
+    That is every local device that divides the batch, or every device of the job under several
+    processes. In one process the MLP and the naive model stay on one device (the MLP's 0.6 ms step is
+    slower split over CPU devices, 0.8 ms: benchmarks/RESULTS.md).
+    """
     if mesh != "auto":
         return mesh
-    return None if config.model.kind in ("mlp", "naive") else distributed.auto_mesh(config.data.batch_size)
+    if config.model.kind in ("mlp", "naive") and jax.process_count() == 1:
+        return None
+    return distributed.auto_mesh(config.data.batch_size)
 
 
 def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool = False,
@@ -50,7 +55,8 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
     """Train ``config`` into run directory ``out``; return the best epoch and its test MAE.
 
     ``mesh``: a ``"data"`` mesh for data-parallel training, None for one device, or "auto"
-    (``distributed.auto_mesh``: every local device that divides the batch; one device for the MLP).
+    (``resolve_mesh``: every local device that divides the batch, every device of the job under several
+    processes; one device for the MLP in one process).
     """
     quiet = quiet or not distributed.is_main()  # under jax.distributed, process 0 speaks for all
     ds = load_data(config.data, quiet=quiet)

@@ -264,7 +264,7 @@ def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, 
     if log is not None:
         log(f"sweep: {len(configs)} members in {len(groups)} group(s): "
             + "; ".join(f"{p['group']} {p['structure']} x{len(p['members'])}" for p in plan))
-    if out is not None and distributed.is_main():
+    if out is not None:  # every process checks (so all stop alike); process 0 writes
         manifest = {"groups": plan, "members": [{"name": n, "config": to_dict(c)} for n, c in zip(names, configs)]}
         if (out / "sweep.json").is_file():
             saved = json.loads((out / "sweep.json").read_text())
@@ -272,6 +272,8 @@ def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, 
                 raise FileExistsError(f"{out} already holds a sweep: pass resume=True (--resume) or another --out")
             if json.loads(json.dumps(manifest["members"])) != _without_epochs(saved["members"], manifest["members"]):
                 raise ValueError(f"cannot resume {out}: its sweep.json lists other members or configurations")
+        distributed.barrier("sweep: sweep.json checked")  # before process 0 writes it
+    if out is not None and distributed.is_main():
         report.write_json(out / "sweep.json", manifest)
         report.write_json(out / "stats.json", train._stats_json(ds))
     scale = float(ds.stats.std[ds.target_col])
@@ -323,7 +325,8 @@ def command(args: Any, data_cfg) -> dict:
         mesh = distributed.make_mesh(distributed.parse_mesh(mesh))
     from jena_rnn.runs import load_data
 
-    log = None if args.quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    board = run(configs, load_data(base.data, quiet=args.quiet), args.out, resume=args.resume, mesh=mesh, log=log)
+    quiet = args.quiet or not distributed.is_main()  # under jax.distributed, process 0 speaks for all
+    log = None if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
+    board = run(configs, load_data(base.data, quiet=quiet), args.out, resume=args.resume, mesh=mesh, log=log)
     top = [{k: b[k] for k in LEADERBOARD} for b in board[:5]]
     return {"out": args.out, "members": len(board), "groups": len({b["group"] for b in board}), "top": top}

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jena_rnn import data
+from jena_rnn import data, jena_csv
 from jena_rnn.config import DataConfig
 from jena_rnn.synthetic import JENA_COLUMNS, synthetic_jena
 from lecture_generator import generator
@@ -299,7 +299,7 @@ def test_download_offline_message(tmp_path, monkeypatch):
     def offline(url, timeout):
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(jena_csv.urllib.request, "urlopen", offline)
     with pytest.raises(ConnectionError, match=r"offline\?.*s3\.amazonaws.*storage\.googleapis.*by hand"):
         data.download_jena(tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -314,7 +314,7 @@ def test_download_verifies_existing_copy_and_falls_back_to_the_mirror(tmp_path, 
         calls.append(url)
         return io.BytesIO(served[url])
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(jena_csv.urllib.request, "urlopen", urlopen)
     dest = data.download_jena(tmp_path, size=50, sha256=digest, verbose=False)
     assert dest.read_bytes() == good and calls == [data.JENA_URL, data.JENA_URL_TF]
     data.download_jena(tmp_path, size=50, sha256=digest, verbose=False)  # verified copy: no download

@@ -202,9 +202,9 @@ TINY_ARGS = ["--model", "gru", "--units", "4", "--recurrent-dropout", "0.3", "--
              "--splits", "0:1500,1501:2200,2201:", "--quiet"]
 
 
-def _launch(tmp_path, *args, processes=2) -> list[str]:
+def _launch(tmp_path, *args, processes=2, status=0) -> list[str]:
     """Run ``jena-rnn ARGS`` as ``processes`` processes meeting through jax.distributed on localhost
-    (one CPU device each); return their stdouts."""
+    (one CPU device each); check that each exits with ``status``; return their stdouts (stderrs if not 0)."""
     code = "import sys; from jena_rnn.cli import main; main(sys.argv[1:])"
     port = _free_port()
     procs = [subprocess.Popen([sys.executable, "-c", code, *args,
@@ -213,15 +213,24 @@ def _launch(tmp_path, *args, processes=2) -> list[str]:
                               env=_env(tmp_path, JENA_RNN_CPU_DEVICES="1"),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(processes)]
-    outs = [p.communicate(timeout=300) for p in procs]
+    try:
+        outs = [p.communicate(timeout=300) for p in procs]
+    finally:  # a failed or hung process must not leave its partner waiting on the coordinator
+        for p in procs:
+            p.kill()
     for p, (_, err) in zip(procs, outs):
-        assert p.returncode == 0, err[-3000:]
+        assert p.returncode == status, err[-3000:]
+    if status:
+        return [err for _, err in outs]
     return [out[out.find("{\n"):] for out, _ in outs]  # gloo prints "[Gloo] Rank i is connected ..." first
 
 
 def test_two_processes_train_as_one(tmp_path):
     """`jena-rnn train` as 2 processes, the batch split over both (with recurrent dropout), stopped and
     resumed, gives the single-process single-device run; only process 0 writes."""
+    for err in _launch(tmp_path, "train", *TINY_ARGS, "--epochs", "1", "--mesh", "data=1", "--out",
+                       str(tmp_path / "bad"), status=2):  # a mesh that leaves a process out: a clear error
+        assert "leaves out process(es) [1]" in err, err[-2000:]
     _launch(tmp_path, "train", *TINY_ARGS, "--epochs", "1", "--mesh", "data=2", "--out", str(tmp_path / "multi"))
     outs = _launch(tmp_path, "train", *TINY_ARGS, "--epochs", "2", "--mesh", "data=2", "--resume",
                    "--out", str(tmp_path / "multi"))
@@ -242,6 +251,9 @@ def test_two_processes_sweep_as_one(tmp_path):
     processes, then a resume with the data axis across them."""
     args = ["sweep", *TINY_ARGS, "--lr", "1e-3,3e-3", "--recurrent-dropout", "0,0.3"]
     _launch(tmp_path, *args, "--epochs", "1", "--mesh", "sweep=2", "--out", str(tmp_path / "multi"))
+    for err in _launch(tmp_path, *args, "--epochs", "2", "--mesh", "data=2", "--out", str(tmp_path / "multi"),
+                       status=2):  # every process refuses the existing sweep, not only process 0
+        assert "already holds a sweep" in err, err[-2000:]
     _launch(tmp_path, *args, "--epochs", "2", "--mesh", "data=2", "--resume", "--out", str(tmp_path / "multi"))
     _launch(tmp_path, *args, "--epochs", "2", "--mesh", "none", "--out", str(tmp_path / "single"), processes=1)
     import csv
@@ -256,16 +268,21 @@ def test_two_processes_sweep_as_one(tmp_path):
     assert sorted(p.name for p in (tmp_path / "multi" / "members").iterdir()) == ["m000", "m001", "m002", "m003"]
 
 
+CLUSTER_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "SLURM_JOB_ID",
+                "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES")
+
+
 @pytest.mark.parametrize("env, kwargs, message", [
     ({"JAX_NUM_PROCESSES": "two"}, {}, "JAX_NUM_PROCESSES must be an integer >= 1, got 'two'"),
     ({"JAX_PROCESS_ID": "-1"}, {}, "JAX_PROCESS_ID must be an integer >= 0, got '-1'"),
     ({}, {"coordinator_address": "localhost:1", "num_processes": 2, "process_id": 2}, "process id 2 is outside [0, 2)"),
     ({}, {"num_processes": 2, "process_id": 0}, "2 processes need a coordinator"),
     ({"JAX_COORDINATOR_ADDRESS": "localhost:1"}, {}, "without the number of processes"),
+    ({"JAX_PROCESS_ID": "1"}, {}, "process id 1 given without the number of processes"),
+    ({}, {"process_id": 1}, "process id 1 given without the number of processes"),
 ])
 def test_initialize_names_bad_settings(monkeypatch, env, kwargs, message):
-    for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID", "SLURM_JOB_ID",
-                 "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES"):
+    for name in CLUSTER_VARS:
         monkeypatch.delenv(name, raising=False)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
@@ -273,5 +290,7 @@ def test_initialize_names_bad_settings(monkeypatch, env, kwargs, message):
         distributed.initialize(**kwargs)
 
 
-def test_initialize_alone_is_one_process():
+def test_initialize_alone_is_one_process(monkeypatch):
+    for name in CLUSTER_VARS:  # on a SLURM or MPI node these would start a real cluster
+        monkeypatch.delenv(name, raising=False)
     assert distributed.initialize()["processes"] == 1

@@ -8,17 +8,15 @@ import os
 
 import numpy as np
 import pytest
-from conftest import B, F, H, T, random_params
+from conftest import CELL_IDS, CELLS, B, F, H, T, random_params
 
 from jena_rnn import interop, rnn
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ["KERAS_BACKEND"] = "jax"  # the oracle is Keras's own layer code, on the backend we have
 keras = pytest.importorskip("keras", reason="keras is not installed: Keras cross-checks skipped")
 
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
 
-CASES = [("simple_rnn", None), ("lstm", None), ("gru", True), ("gru", False)]
-IDS = ["simple", "lstm", "gru-after", "gru-before"]
 
 
 def _layer(cell, reset_after, activation="tanh"):
@@ -34,7 +32,7 @@ def _randomise(layer, rng):
     layer.set_weights([rng.uniform(-0.6, 0.6, w.shape).astype(np.float32) for w in layer.get_weights()])
 
 
-@pytest.mark.parametrize("cell,reset_after", CASES, ids=IDS)
+@pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
 def test_from_keras_matches_keras_layer(cell, reset_after, rng):
     xs = rng.standard_normal((B, T, F)).astype(np.float32)
     layer = _layer(cell, reset_after)
@@ -46,7 +44,7 @@ def test_from_keras_matches_keras_layer(cell, reset_after, rng):
     np.testing.assert_allclose(ys, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("cell,reset_after", CASES, ids=IDS)
+@pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
 def test_to_keras_runs_our_weights_in_keras(cell, reset_after, rng):
     params = random_params(cell, 7, F, H)
     xs = rng.standard_normal((B, T, F)).astype(np.float32)
