@@ -308,6 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     m.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
     m.add_argument("--out", required=True, help="run directory (checkpoints, history, history.png)")
+    add_distributed_args(m)
     return parser
 
 
@@ -343,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         distributed.use_cpu_cores()  # one JAX device per core; before any computation
-        if args.command in ("train", "sweep"):
+        if args.command in ("train", "sweep", "imdb"):
             start_distributed(args)
         if args.command == "train":
             out = runs.train(train_config(args), args.out, resume=args.resume, quiet=args.quiet,

@@ -266,7 +266,8 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
     """Train on ``splits["train"]``, validate on ``splits["val"]`` every epoch, checkpoint to ``run_dir``.
 
     ``mesh``: a ``"data"`` mesh for data-parallel training and validation (the single-device history
-    to float rounding, dropout included); None = one device.
+    to float rounding, dropout included); None = one device. Under ``jax.distributed`` the mesh may span
+    processes: every process runs ``fit`` alike, and process 0 writes the files.
 
     Returns:
       (state, history): one dict per epoch with the fields of ``HISTORY_FIELDS``.
@@ -297,10 +298,11 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
     for epoch in range(len(history) + 1, cfg.epochs + 1):
         t0 = time.perf_counter()
         state, m = train_epoch(state, x, lengths, y)
+        m = distributed.to_host(m)  # blocks until the epoch is done
         count = float(np.sum(m["count"]))
         train_loss = float(np.sum(np.asarray(m["loss"]) * np.asarray(m["count"]))) / count
         t_train = time.perf_counter() - t0
-        val_loss, val_acc = (float(v) for v in evaluate(state.params, *val))
+        val_loss, val_acc = (float(v) for v in distributed.to_host(evaluate(state.params, *val)))
         if bar is not None:
             bar.close()
         if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
@@ -310,14 +312,17 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
                "step_ms": 1e3 * t_train / nb, "epoch_seconds": time.perf_counter() - t0}
         history.append(row)
         if run_dir is not None:
-            checkpoint.save(run_dir, state, epoch=epoch, history=history, config=config_dict(cfg),
-                            is_best=val_acc > best)
-            write_history(run_dir, history)
+            host = distributed.to_host(state) if jax.process_count() > 1 else state  # a collective
+            if distributed.is_main():
+                checkpoint.save(run_dir, host, epoch=epoch, history=history, config=config_dict(cfg),
+                                is_best=val_acc > best)
+                write_history(run_dir, history)
         best = max(best, val_acc)
         if log is not None:
             log(f"epoch {epoch:3d}/{cfg.epochs}  loss {train_loss:.4f} acc {row['train_acc']:.4f}  "
                 f"val loss {val_loss:.4f} val acc {val_acc:.4f}  {row['epoch_seconds']:.1f}s "
                 f"({row['step_ms']:.1f} ms/step)")
+    distributed.barrier("imdb fit: checkpoints written")  # the other processes may read them next
     return state, history
 
 
@@ -329,6 +334,7 @@ def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cach
     a ``"data"`` mesh, or None (one device).
     """
     out = Path(out)
+    quiet = quiet or not distributed.is_main()  # under jax.distributed, process 0 speaks for all
     log = None if quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     if mesh == "auto":
         mesh = distributed.auto_mesh(cfg.batch_size)
@@ -339,15 +345,17 @@ def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cach
     if log:
         log(f"data: {splits['source']}: train {len(splits['train'][2])}, val {len(splits['val'][2])}, "
             f"test {len(splits['test'][2])} reviews; report {json.dumps(splits['report'])}")
-    out.mkdir(parents=True, exist_ok=True)
-    report.write_json(out / "data_report.json", splits["report"])
-    if splits["vocab"] is not None:
-        report.write_json(out / "vocab.json", splits["vocab"])
+    if distributed.is_main():
+        out.mkdir(parents=True, exist_ok=True)
+        report.write_json(out / "data_report.json", splits["report"])
+        if splits["vocab"] is not None:
+            report.write_json(out / "vocab.json", splits["vocab"])
     state, history = fit(cfg, splits, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty(),
                          mesh=mesh)
     best_state, meta = checkpoint.restore(out, state, which="best")
     params, test = distributed.place((best_state.params, tuple(splits["test"])), mesh, stacked=False)
-    test_loss, test_acc = (float(v) for v in make_evaluate(cfg, len(test[2]), mesh=mesh)(params, *test))
+    test_loss, test_acc = (float(v) for v in distributed.to_host(make_evaluate(cfg, len(test[2]), mesh=mesh)(
+        params, *test)))
     best = max(history, key=lambda h: h["val_acc"])
     steps = [h["step_ms"] for h in history[1:]] or [history[0]["step_ms"]]
     return {"run_dir": str(out), "source": splits["source"], "params": count_params(state.params),
@@ -355,7 +363,7 @@ def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cach
             "test_loss": test_loss, "test_acc": test_acc, "step_ms_median": float(np.median(steps)),
             "epoch_seconds_median": float(np.median([h["epoch_seconds"] for h in history[1:]]
                                                     or [history[0]["epoch_seconds"]])),
-            "backend": jax.default_backend()}
+            "backend": jax.default_backend(), "devices": distributed.axis_size(mesh, "data")}
 
 
 def run_cli(args) -> dict:

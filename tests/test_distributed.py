@@ -246,6 +246,26 @@ def test_two_processes_train_as_one(tmp_path):
     assert sorted(p.name for p in (tmp_path / "multi" / "checkpoints").iterdir() if p.name.startswith("tmp")) == []
 
 
+def test_two_processes_imdb_as_one(tmp_path):
+    """`jena-rnn imdb --distributed` as 2 processes (the batch of 64 split over both) gives the single-process
+    single-device run: the lecture's LSTM with recurrent dropout on padded batches."""
+    from jena_rnn import text
+
+    root = text.write_synthetic_imdb(tmp_path / "aclImdb", n_train=150, n_test=40, mean_len=12, vocab=40)
+    args = ["imdb", "--data", str(root), "--max-features", "50", "--maxlen", "16", "--units", "4",
+            "--recurrent-dropout", "0.3", "--batch-size", "64", "--epochs", "2", "--quiet"]
+    outs = _launch(tmp_path, *args, "--out", str(tmp_path / "multi"))
+    single = json.loads(_launch(tmp_path, *args, "--out", str(tmp_path / "single"), processes=1)[0])
+    assert single["devices"] == 1
+    for out in outs:
+        multi = json.loads(out)
+        assert multi["devices"] == 2
+        np.testing.assert_allclose([multi[k] for k in ("best_val_acc", "test_loss", "test_acc")],
+                                   [single[k] for k in ("best_val_acc", "test_loss", "test_acc")], rtol=1e-5)
+    hist = [json.loads((tmp_path / d / "history.json").read_text()) for d in ("multi", "single")]
+    np.testing.assert_allclose([h["train_loss"] for h in hist[0]], [h["train_loss"] for h in hist[1]], rtol=1e-5)
+
+
 def test_two_processes_sweep_as_one(tmp_path):
     """`jena-rnn sweep` launched as 2 processes gives the single-process leaderboard: the sweep axis across
     processes, then a resume with the data axis across them."""
