@@ -51,6 +51,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jena_rnn import distributed
+
 _CKPT = "checkpoints"
 _PREFIX = "epoch_"
 _TMP = ".tmp-"
@@ -138,7 +140,7 @@ def _to_numpy(x: Any) -> np.ndarray:
     """Copy one concrete leaf to host memory as a numpy array (typed keys as their key data)."""
     if isinstance(x, jax.ShapeDtypeStruct):
         raise TypeError("abstract leaf (jax.ShapeDtypeStruct) has no value to save")
-    return np.asarray(jax.device_get(jax.random.key_data(x) if _is_key(x) else x))
+    return distributed.to_host(jax.random.key_data(x) if _is_key(x) else x)
 
 
 def _complete(ckpt_dir: Path) -> bool:
@@ -182,8 +184,10 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
       config: the run configuration, e.g. `dataclasses.asdict(config)` (JSON-serialisable).
       is_best: also point BEST at this checkpoint.
       keep: number of newest checkpoints to keep; LATEST and BEST are kept in addition.
+    Under ``jax.distributed`` every process calls ``save``: leaves that span processes are gathered
+    (a collective), and only process 0 writes.
     Returns:
-      The committed checkpoint directory.
+      The committed checkpoint directory (on the other processes: where process 0 commits it).
     Raises:
       FileExistsError: `epoch_{epoch:04d}` exists and is not newer than LATEST, i.e. was committed.
     """
@@ -195,22 +199,24 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
         raise ValueError(f"epoch must be >= 0, got {epoch}")
     run_dir = Path(run_dir)
     root = run_dir / _CKPT
-    root.mkdir(parents=True, exist_ok=True)
     final = root / _dir_name(epoch)
     committed = _read_pointer(run_dir, "LATEST")[1]
     if final.exists() and committed is not None and epoch <= committed:
         raise FileExistsError(f"{final} is already committed (LATEST is epoch {committed}); "
                               "continue from the latest checkpoint or use a new run directory")
-    tmp = root / f"{_TMP}{final.name}-{os.getpid()}-{uuid.uuid4().hex}"
-    tmp.mkdir()
 
     path_leaves, _ = jax.tree_util.tree_flatten_with_path(state)
     arrays, entries = {}, []
     for i, (path, leaf) in enumerate(path_leaves):
-        value = _to_numpy(leaf)
+        value = _to_numpy(leaf)  # every process: a leaf spanning processes is gathered
         entries.append({"path": jax.tree_util.keystr(path), **_spec(leaf)})
         if value.size:  # orbax refuses zero-size arrays; tree.json alone describes them
             arrays[f"leaf_{i:04d}"] = value
+    if not distributed.is_main():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f"{_TMP}{final.name}-{os.getpid()}-{uuid.uuid4().hex}"
+    tmp.mkdir()
     if arrays:
         with _quiet_absl():
             _checkpointer().save((tmp / "state").absolute(), args=ocp.args.PyTreeSave(arrays))

@@ -82,7 +82,7 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_distributed_args(p: argparse.ArgumentParser) -> None:
-    """Add the multi-process options (``jax.distributed``) of ``train`` and ``sweep``."""
+    """Add the multi-process options (``jax.distributed``) of ``train``, ``sweep`` and ``imdb``."""
     g = p.add_argument_group("multi-process (jax.distributed; docs/scaling.md)")
     g.add_argument("--distributed", action="store_true", help="call jax.distributed.initialize: the cluster "
                    "from SLURM/Open MPI/TPU, or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, "
@@ -321,21 +321,6 @@ def _which(text: str):
         raise ValueError(f"--which: expected best, latest or an epoch number, got {text!r}") from None
 
 
-def _train_mesh(text: str):
-    """``--mesh`` of ``train``: "auto" (the string, resolved by ``runs.train``), None for "none", or a Mesh."""
-    from jena_rnn import distributed
-
-    if text in ("auto", "none"):
-        return None if text == "none" else "auto"
-    shape = distributed.parse_mesh(text)
-    if set(shape) != {"data"}:
-        raise ValueError(f"train --mesh: only the 'data' axis applies to one model, got {text!r}")
-    import jax
-
-    n, devices = shape["data"], jax.devices()  # every process's devices under jax.distributed
-    return distributed.make_mesh(shape, devices if n == -1 else devices[:n])
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``jena-rnn``; returns (and exits with) the process status."""
     parser = build_parser()
@@ -348,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
             start_distributed(args)
         if args.command == "train":
             out = runs.train(train_config(args), args.out, resume=args.resume, quiet=args.quiet,
-                             mesh=_train_mesh(args.mesh))
+                             mesh=distributed.mesh_option(args.mesh, axes=("data",)))
         elif args.command == "baseline":
             out = runs.baseline(data_config(args, DataConfig()))
         elif args.command == "evaluate":

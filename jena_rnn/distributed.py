@@ -197,6 +197,25 @@ def parse_mesh(text: str | None) -> dict[str, int] | None:
     return shape
 
 
+def mesh_option(text: str | None, *, axes: tuple[str, ...] = AXES):
+    """Turn a ``--mesh`` value into "auto" (None or "auto"), None ("none") or a ``Mesh``.
+
+    ``AXIS=SIZE,...`` takes the first devices of ``jax.devices()`` (every process's under
+    ``jax.distributed``); with a ``-1`` size, all of them. ``axes`` limits the axis names allowed.
+    """
+    if text in (None, "auto"):
+        return "auto"
+    if text == "none":
+        return None
+    shape = parse_mesh(text)
+    if not set(shape) <= set(axes):
+        raise ValueError(f"--mesh {text!r}: only the axes {list(axes)} apply here")
+    devices = jax.devices()
+    if -1 not in shape.values():
+        devices = devices[:int(np.prod(list(shape.values())))]
+    return make_mesh(shape, devices)
+
+
 def make_mesh(shape: Mapping[str, int], devices=None) -> Mesh:
     """Build a mesh with named axes from ``{"sweep": n, "data": m}`` (one size may be -1).
 

@@ -311,11 +311,10 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
                "val_loss": val_loss, "val_acc": val_acc, "train_seconds": t_train,
                "step_ms": 1e3 * t_train / nb, "epoch_seconds": time.perf_counter() - t0}
         history.append(row)
-        if run_dir is not None:
-            host = distributed.to_host(state) if jax.process_count() > 1 else state  # a collective
+        if run_dir is not None:  # every process saves (a collective); process 0 writes
+            checkpoint.save(run_dir, state, epoch=epoch, history=history, config=config_dict(cfg),
+                            is_best=val_acc > best)
             if distributed.is_main():
-                checkpoint.save(run_dir, host, epoch=epoch, history=history, config=config_dict(cfg),
-                                is_best=val_acc > best)
                 write_history(run_dir, history)
         best = max(best, val_acc)
         if log is not None:

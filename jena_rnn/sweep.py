@@ -236,7 +236,7 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
         host = SweepState(live, best, np.where(improved, val, old.best_val).astype(np.float32),
                           stale.astype(np.int32), still)
         sw = distributed.place(host, mesh, stacked=True)
-        if group_dir is not None and distributed.is_main():
+        if group_dir is not None:  # host copies: process 0 writes, the others return at once
             checkpoint.save(group_dir, host, epoch=epoch, history=results,
                             config={"members": [to_dict(c) for c in configs]}, is_best=False)
         if log is not None:
@@ -318,11 +318,7 @@ def command(args: Any, data_cfg) -> dict:
                                    "patience": args.patience}.items() if v is not None}))
     axes = {a: parse_axis(getattr(args, a), a) for a in AXES if getattr(args, a, None) is not None}
     configs = expand(base, axes, seeds=args.seeds, samples=args.samples, sample_seed=args.sample_seed)
-    mesh = args.mesh or "auto"
-    if mesh == "none":
-        mesh = None
-    elif mesh != "auto":
-        mesh = distributed.make_mesh(distributed.parse_mesh(mesh))
+    mesh = distributed.mesh_option(args.mesh)
     from jena_rnn.runs import load_data
 
     quiet = args.quiet or not distributed.is_main()  # under jax.distributed, process 0 speaks for all

@@ -302,11 +302,10 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
         history.append(row)
         is_best = val_mae < best
         best, stale = (val_mae, 0) if is_best else (best, stale + 1)
-        if run_dir is not None:
-            host = distributed.to_host(state) if jax.process_count() > 1 else state  # a collective
+        if run_dir is not None:  # every process saves (a collective); process 0 writes
+            checkpoint.save(run_dir, state, epoch=epoch, history=history, config=to_dict(config),
+                            is_best=is_best)
             if distributed.is_main():
-                checkpoint.save(run_dir, host, epoch=epoch, history=history, config=to_dict(config),
-                                is_best=is_best)
                 report.write_history(run_dir, history)
         if log is not None:
             log(report.epoch_line(row, config.train.epochs, history))

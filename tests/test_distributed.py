@@ -187,6 +187,10 @@ def test_mesh_parsing_and_sizes():
     assert distributed.axis_size(mesh, "sweep") == 1 and distributed.axis_size(None, "data") == 1
     with pytest.raises(ValueError, match="needs 64 devices"):
         distributed.make_mesh({"sweep": 64})
+    assert distributed.mesh_option(None) == "auto" and distributed.mesh_option("none") is None
+    assert distributed.axis_size(distributed.mesh_option("data=1"), "data") == 1  # the first device
+    with pytest.raises(ValueError, match=re.escape("--mesh 'sweep=1': only the axes ['data'] apply here")):
+        distributed.mesh_option("sweep=1", axes=("data",))
 
 
 def _free_port() -> int:
@@ -227,7 +231,7 @@ def _launch(tmp_path, *args, processes=2, status=0) -> list[str]:
 
 def test_two_processes_train_as_one(tmp_path):
     """`jena-rnn train` as 2 processes, the batch split over both (with recurrent dropout), stopped and
-    resumed, gives the single-process single-device run; only process 0 writes."""
+    resumed, gives the single-process single-device run; a mesh that leaves a process out is refused."""
     for err in _launch(tmp_path, "train", *TINY_ARGS, "--epochs", "1", "--mesh", "data=1", "--out",
                        str(tmp_path / "bad"), status=2):  # a mesh that leaves a process out: a clear error
         assert "leaves out process(es) [1]" in err, err[-2000:]
