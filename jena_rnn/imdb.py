@@ -30,10 +30,10 @@ import numpy as np
 import optax
 from jax.sharding import PartitionSpec as P
 
-from jena_rnn import checkpoint, distributed, report, rnn, text
+from jena_rnn import checkpoint, distributed, loop, report, rnn, text
 from jena_rnn.config import LayerConfig, OptimConfig
 from jena_rnn.models import count_params, dense, init_dense
-from jena_rnn.train import TrainingDiverged, TrainState, make_optimizer
+from jena_rnn.train import TrainState, make_optimizer
 
 Array = jax.Array
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "step_ms",
@@ -275,54 +275,42 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
       FileExistsError: ``run_dir`` holds checkpoints and not ``resume``.   ValueError: resuming a run
       with another configuration.   TrainingDiverged: a non-finite loss.
     """
-    state, history = init_state(cfg), []
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        if checkpoint.latest(run_dir) is not None:
-            if not resume:
-                raise FileExistsError(f"{run_dir} already holds checkpoints: pass --resume or another --out")
-            saved = json.loads((run_dir / "config.json").read_text())
-            now = config_dict(cfg)
-            if {**saved, "epochs": 0} != {**now, "epochs": 0}:
-                diff = sorted(k for k in now if now[k] != saved.get(k))
-                raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
-            state, meta = checkpoint.restore(run_dir, state, which="latest")
-            history = list(meta["history"])
+    run_dir = Path(run_dir) if run_dir is not None else None
+
+    def check_config(saved: dict) -> None:
+        diff = loop.config_differences(config_dict(cfg), saved, ignore=("epochs",))
+        if diff:
+            raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
+
+    state, history = loop.open_run(run_dir, init_state(cfg), resume=resume, check_config=check_config)
     state, (x, lengths, y), val = distributed.place((state, tuple(splits["train"]), tuple(splits["val"])), mesh,
                                                     stacked=False)
     nb = _batches(len(y), cfg.batch_size)
     bar = report.ProgressBar(nb) if progress else None
     train_epoch = make_train_epoch(cfg, len(y), progress=bar, mesh=mesh)
     evaluate = make_evaluate(cfg, len(val[2]), mesh=mesh)
-    best = max((h["val_acc"] for h in history), default=-1.0)
-    for epoch in range(len(history) + 1, cfg.epochs + 1):
+
+    def one_epoch(state):
         t0 = time.perf_counter()
         state, m = train_epoch(state, x, lengths, y)
         m = distributed.to_host(m)  # blocks until the epoch is done
         count = float(np.sum(m["count"]))
-        train_loss = float(np.sum(np.asarray(m["loss"]) * np.asarray(m["count"]))) / count
         t_train = time.perf_counter() - t0
         val_loss, val_acc = (float(v) for v in distributed.to_host(evaluate(state.params, *val)))
         if bar is not None:
             bar.close()
-        if not (np.isfinite(train_loss) and np.isfinite(val_loss)):
-            raise TrainingDiverged(f"epoch {epoch}: training loss {train_loss}, validation loss {val_loss}")
-        row = {"epoch": epoch, "train_loss": train_loss, "train_acc": float(np.sum(m["correct"])) / count,
-               "val_loss": val_loss, "val_acc": val_acc, "train_seconds": t_train,
-               "step_ms": 1e3 * t_train / nb, "epoch_seconds": time.perf_counter() - t0}
-        history.append(row)
-        if run_dir is not None:  # every process saves (a collective); process 0 writes
-            checkpoint.save(run_dir, state, epoch=epoch, history=history, config=config_dict(cfg),
-                            is_best=val_acc > best)
-            if distributed.is_main():
-                write_history(run_dir, history)
-        best = max(best, val_acc)
-        if log is not None:
-            log(f"epoch {epoch:3d}/{cfg.epochs}  loss {train_loss:.4f} acc {row['train_acc']:.4f}  "
-                f"val loss {val_loss:.4f} val acc {val_acc:.4f}  {row['epoch_seconds']:.1f}s "
+        return state, {"train_loss": float(np.sum(np.asarray(m["loss"]) * np.asarray(m["count"]))) / count,
+                       "train_acc": float(np.sum(m["correct"])) / count, "val_loss": val_loss,
+                       "val_acc": val_acc, "train_seconds": t_train, "step_ms": 1e3 * t_train / nb}
+
+    def line(row: dict, history: list[dict]) -> str:
+        return (f"epoch {row['epoch']:3d}/{cfg.epochs}  loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+                f"val loss {row['val_loss']:.4f} val acc {row['val_acc']:.4f}  {row['epoch_seconds']:.1f}s "
                 f"({row['step_ms']:.1f} ms/step)")
-    distributed.barrier("imdb fit: checkpoints written")  # the other processes may read them next
-    return state, history
+
+    return loop.run_epochs(state, history, one_epoch, epochs=cfg.epochs, score="val_acc", minimize=False,
+                           finite=("train_loss", "val_loss"), run_dir=run_dir, config=config_dict(cfg),
+                           write_history=write_history, log=log, line=line)
 
 
 def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cache_dir=None,

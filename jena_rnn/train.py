@@ -12,7 +12,6 @@ epsilon outside, ``g / (sqrt(nu) + eps)``). The learning rate lives in ``opt_sta
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
@@ -23,7 +22,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from jena_rnn import checkpoint, data, distributed, report
+from jena_rnn import data, distributed, loop, report
+from jena_rnn.loop import TrainingDiverged  # noqa: F401 -- public as train.TrainingDiverged
 from jena_rnn.config import Config, OptimConfig, from_dict, to_dict
 from jena_rnn.models import apply_model, init_model
 
@@ -37,10 +37,6 @@ class TrainState(NamedTuple):
     opt_state: Any  # optax state of make_optimizer(config.optim)
     step: Array  # int32 [] global step count
     key: Array  # uint32 [2] PRNG key: split every step for the batch draw and dropout masks
-
-
-class TrainingDiverged(FloatingPointError):
-    """Raised when a loss becomes NaN or infinite; the last good checkpoint is kept."""
 
 
 def mae(y_hat: Array, y: Array) -> Array:
@@ -253,77 +249,47 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
     if config.model.kind == "naive":
         raise ValueError("model 'naive' has nothing to train: use `jena-rnn baseline`")
     scale = data.target_scale(ds)
+    run_dir = Path(run_dir) if run_dir is not None else None
     state = init_state(config, jax.random.PRNGKey(config.train.seed), ds.series.shape[1])
-    history: list[dict] = []
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        if resume and checkpoint.latest(run_dir) is not None:
-            _check_resume_config(config, json.loads((run_dir / "config.json").read_text()), run_dir)
-            state, meta = checkpoint.restore(run_dir, state, which="latest")
-            history = list(meta["history"])
-        elif not resume and checkpoint.latest(run_dir) is not None:
-            raise FileExistsError(f"{run_dir} already holds checkpoints: pass resume=True (--resume) "
-                                  "to continue it, or choose another output directory")
-        if distributed.is_main():  # under jax.distributed, process 0 writes every file
-            run_dir.mkdir(parents=True, exist_ok=True)
-            report.write_json(run_dir / "stats.json", _stats_json(ds))
-            if not history:  # before the first checkpoint, so a crash inside it still leaves a resumable run
-                report.write_json(run_dir / "config.json", to_dict(config))
+    state, history = loop.open_run(run_dir, state, resume=resume,
+                                   check_config=lambda saved: _check_resume_config(config, saved, run_dir))
+    if run_dir is not None and distributed.is_main():  # under jax.distributed, process 0 writes every file
+        run_dir.mkdir(parents=True, exist_ok=True)
+        report.write_json(run_dir / "stats.json", _stats_json(ds))
+        if not history:  # before the first checkpoint, so a crash inside it still leaves a resumable run
+            report.write_json(run_dir / "config.json", to_dict(config))
     bar = report.ProgressBar(config.train.steps_per_epoch) if progress else None
     train_epoch = make_train_epoch(config, ds.train, ds.target_col, progress=bar, mesh=mesh)
     evaluate = make_evaluate(config, ds.target_col, mesh=mesh)
     val_rows, val_valid = split_rows(config, ds.val)
     state, series = distributed.place((state, ds.series), mesh, stacked=False)
     series = data.Phased(jax.jit(data.by_phase, static_argnums=1)(series, config.data.step))  # once per run
-    best = min((h["val_mae"] for h in history), default=float("inf"))
-    # epochs since the best one: a resumed run stops early exactly where an uninterrupted one would
-    stale = len(history) - 1 - min(range(len(history)), key=lambda i: history[i]["val_mae"]) if history else 0
-    if config.train.patience is not None and stale >= config.train.patience:
-        return state, history
-    for epoch in range(len(history) + 1, config.train.epochs + 1):
+
+    def one_epoch(state):
         t0 = time.perf_counter()
         state, metrics = train_epoch(state, series)
         losses = distributed.to_host(metrics["loss"])  # blocks until the epoch is done
         t_train = time.perf_counter() - t0
         total, count = distributed.to_host(evaluate(state.params, series, val_rows, val_valid))
-        train_mae, val_mae = float(np.mean(losses)), float(total) / max(int(count), 1)
         if bar is not None:
             bar.close()
-        if not (np.isfinite(train_mae) and np.isfinite(val_mae)):
-            kept = checkpoint.latest(run_dir) if run_dir is not None else None
-            raise TrainingDiverged(
-                f"epoch {epoch}: training MAE {train_mae}, validation MAE {val_mae} (not finite); "
-                f"stopped. Last good checkpoint: "
-                + (f"epoch {kept} in {run_dir}" if kept else "none saved") + ". Try a lower --lr.")
-        row = {"epoch": epoch, "train_mae": train_mae, "val_mae": val_mae,
-               "train_mae_degC": train_mae * scale, "val_mae_degC": val_mae * scale,
-               "train_seconds": t_train, "step_ms": 1e3 * t_train / config.train.steps_per_epoch,
-               "epoch_seconds": time.perf_counter() - t0}
-        history.append(row)
-        is_best = val_mae < best
-        best, stale = (val_mae, 0) if is_best else (best, stale + 1)
-        if run_dir is not None:  # every process saves (a collective); process 0 writes
-            checkpoint.save(run_dir, state, epoch=epoch, history=history, config=to_dict(config),
-                            is_best=is_best)
-            if distributed.is_main():
-                report.write_history(run_dir, history)
-        if log is not None:
-            log(report.epoch_line(row, config.train.epochs, history))
-        if config.train.patience is not None and stale >= config.train.patience:
-            if log is not None:
-                log(f"early stop: no better validation MAE for {stale} epochs")
-            break
-    distributed.barrier("fit: checkpoints written")  # the other processes may read them next
-    return state, history
+        train_mae, val_mae = float(np.mean(losses)), float(total) / max(int(count), 1)
+        return state, {"train_mae": train_mae, "val_mae": val_mae, "train_mae_degC": train_mae * scale,
+                       "val_mae_degC": val_mae * scale, "train_seconds": t_train,
+                       "step_ms": 1e3 * t_train / config.train.steps_per_epoch}
+
+    return loop.run_epochs(state, history, one_epoch, epochs=config.train.epochs, score="val_mae",
+                           finite=("train_mae", "val_mae"), run_dir=run_dir, config=to_dict(config),
+                           write_history=report.write_history, log=log,
+                           line=lambda row, hist: report.epoch_line(row, config.train.epochs, hist),
+                           patience=config.train.patience, hint="Try a lower --lr.")
 
 
 def _check_resume_config(config: Config, saved: dict, run_dir: Path) -> None:
     """Refuse to resume a run with a different configuration (only ``train.epochs`` may grow)."""
-    now = to_dict(config)
+    now, saved = to_dict(config), to_dict(from_dict(saved))  # fields added since then take their defaults
     now["train"].pop("epochs", None)
-    saved = json.loads(json.dumps(to_dict(from_dict(saved))))  # fields added since then take their defaults
     saved["train"].pop("epochs", None)
-    # JSON turns tuples into lists: compare through JSON
-    if json.loads(json.dumps(now)) != json.loads(json.dumps(saved)):
-        diff = [k for k in now if json.loads(json.dumps(now[k])) != saved.get(k)]
+    diff = loop.config_differences(now, saved)
+    if diff:
         raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
