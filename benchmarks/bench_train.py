@@ -230,6 +230,11 @@ def _torch_version() -> str:
         return "not installed"
 
 
+def _ms(v: float) -> str:
+    """Milliseconds to one decimal, or two below 10 ms (the MLP's ~0.5 ms needs them)."""
+    return f"{v:.2f}" if v < 10 else f"{v:.1f}"
+
+
 def approximate(model: ModelConfig) -> bool:
     """Whether the peers run a simplified model (no recurrent dropout, no relu GRU in PyTorch)."""
     return any(layer.recurrent_dropout or layer.activation != "tanh" for layer in model.layers)
@@ -284,7 +289,7 @@ def main(argv=None) -> None:
         exact = f"{med['keras'] / best_ours:.2f}x" if "keras" in med else "–"
         sampling = f"{100 * (med[f'remat {default}'] / med['fixed batch'] - 1):+.1f}%"
         label = name + (" ~" if approximate(model) else "")
-        print(f"| {label} | " + " | ".join(f"{med[c]:.1f}" if c in med else "–" for c in cols)
+        print(f"| {label} | " + " | ".join(_ms(med[c]) if c in med else "–" for c in cols)
               + f" | {c_off:.1f} / {c_on:.1f} | {ratio} | {exact} | {sampling} |", flush=True)
 
 

@@ -35,6 +35,10 @@ treedef of a caller-supplied `like` pytree, so NamedTuples such as `TrainState` 
 come back as the same types. PRNG keys: raw `uint32[2]` keys (`jax.random.PRNGKey`) are ordinary
 arrays; typed keys (`jax.random.key`) are saved as their key data and re-wrapped with the impl of
 the matching leaf of `like`.
+
+Older layouts. ``LEGACY_LEAVES`` lists leaves that changed name and layout between versions; a
+checkpoint holding the old form is converted on restore when the target wants the new one (so runs
+saved by an older jena_rnn still resume, evaluate and predict).
 """
 from __future__ import annotations
 
@@ -54,6 +58,12 @@ import numpy as np
 from jena_rnn import distributed
 
 _CKPT = "checkpoints"
+# (old key-path suffix, new key-path suffix, old value -> new value); suffixes also match the optimiser's
+# copies of a parameter (e.g. RMSprop's nu) and a sweep's stacked leaves [S, ...]
+LEGACY_LEAVES = (
+    # before 2026-11-26 the MLP's hidden kernel was stored as w [T*F, units]; now w_t = w.T (models.py)
+    ("['hidden']['w']", "['hidden']['w_t']", lambda a: np.swapaxes(a, -1, -2)),
+)
 _PREFIX = "epoch_"
 _TMP = ".tmp-"
 
@@ -325,6 +335,7 @@ def restore(run_dir: str | os.PathLike, like: Any, *, which: str | int = "latest
 
     path_leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
     like_paths = [jax.tree_util.keystr(p) for p, _ in path_leaves]
+    entries, convert = _upgrade(entries, set(like_paths))
     saved_paths = [e["path"] for e in entries]
     if like_paths != saved_paths:
         missing = [p for p in saved_paths if p not in like_paths]
@@ -351,8 +362,28 @@ def restore(run_dir: str | os.PathLike, like: Any, *, which: str | int = "latest
         value = loaded.get(f"leaf_{i:04d}")
         if value is None:
             value = np.zeros(entry["shape"], np.dtype(entry["dtype"]))
+        elif i in convert:
+            value = np.ascontiguousarray(convert[i](value))
         leaves.append(_like_type(leaf, value))
     return jax.tree_util.tree_unflatten(treedef, leaves), meta
+
+
+def _upgrade(entries: list[dict], wanted: set[str]) -> tuple[list[dict], dict]:
+    """Rename saved leaves of an older layout (``LEGACY_LEAVES``) that the target wants in the new one.
+
+    Returns:
+      (entries with new paths and shapes, {leaf index: conversion of the loaded value}).
+    """
+    out, convert = [], {}
+    for i, entry in enumerate(entries):
+        for old, new, fn in LEGACY_LEAVES:
+            path = entry["path"][:-len(old)] + new if entry["path"].endswith(old) else None
+            if path is not None and path in wanted and entry["path"] not in wanted:
+                shape = list(fn(np.broadcast_to(np.zeros((), entry["dtype"]), entry["shape"])).shape)
+                entry, convert[i] = {**entry, "path": path, "shape": shape}, fn
+                break
+        out.append(entry)
+    return out, convert
 
 
 def _like_type(leaf: Any, value: np.ndarray) -> Any:

@@ -212,3 +212,25 @@ def test_sigkill_mid_run_leaves_a_readable_checkpoint(tmp_path, delay):
     # "SAVED n" is printed after the commit, so the checkpoint is n or a later one committed since.
     assert epoch in (last_printed, last_printed + 1)
     assert_restores_epoch(tmp_path, n_floats, epoch)
+
+
+def test_mlp_checkpoint_of_the_older_kernel_layout_restores_transposed(tmp_path):
+    from jena_rnn import train
+    from jena_rnn.config import ModelConfig
+    from tiny import tiny_config, with_model
+    config = with_model(tiny_config(), ModelConfig(kind="mlp", layers=(), mlp_units=4))
+    opt = train.make_optimizer(config.optim)
+
+    def state(params):  # RMSprop's nu made nonzero, so its conversion is checked too
+        nonzero = jax.tree.map(lambda a: a + 0.5 if jnp.issubdtype(a.dtype, jnp.floating) else a, opt.init(params))
+        return train.TrainState(params, nonzero,
+                                jnp.asarray(7, jnp.int32), jax.random.PRNGKey(3))
+    new = state(train.init_state(config, jax.random.PRNGKey(0), 14).params)
+    hidden = new.params["hidden"]
+    old = state({**new.params, "hidden": {"w": hidden["w_t"].T, "b": hidden["b"]}})  # the layout saved before
+    checkpoint.save(tmp_path, old, epoch=1, history=[], config={}, is_best=True)
+    restored, _ = checkpoint.restore(tmp_path, train.init_state(config, jax.random.PRNGKey(1), 14))
+    assert_same(restored, new)
+    # a target that wants neither name is still refused, naming the leaf
+    with pytest.raises(ValueError, match=r"only in the checkpoint \[.*\['hidden'\]\['w'\]"):
+        checkpoint.restore(tmp_path, state({**new.params, "hidden": {"v": hidden["w_t"], "b": hidden["b"]}}))
