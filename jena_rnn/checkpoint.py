@@ -59,7 +59,8 @@ from jena_rnn import distributed
 
 _CKPT = "checkpoints"
 # (old key-path suffix, new key-path suffix, old value -> new value); suffixes also match the optimiser's
-# copies of a parameter (e.g. RMSprop's nu) and a sweep's stacked leaves [S, ...]
+# copies of a parameter (e.g. RMSprop's nu) and a sweep's stacked leaves [S, ...]. A new name must keep
+# the leaf's place in the sorted key order (restore still checks the order and refuses otherwise).
 LEGACY_LEAVES = (
     # before 2026-11-26 the MLP's hidden kernel was stored as w [T*F, units]; now w_t = w.T (models.py)
     ("['hidden']['w']", "['hidden']['w_t']", lambda a: np.swapaxes(a, -1, -2)),

@@ -5,7 +5,7 @@ One place owns what a run directory promises, whatever is trained in it:
   with the configuration it was started with; otherwise it is refused, never overwritten.
 - ``run_epochs``: every epoch is timed, checked for a non-finite loss (``TrainingDiverged``, naming the
   last good checkpoint, which stays the latest one), checkpointed (``checkpoint.save``: BEST follows the
-  lowest ``score``) and logged; ``patience`` epochs without a better score stop the run. The count of
+  best ``score``, the lowest or with ``minimize=False`` the highest) and logged; ``patience`` epochs without a better score stop the run. The count of
   epochs since the best one is recomputed from the history, so a resumed run stops exactly where an
   uninterrupted one would.
 Under ``jax.distributed`` every process runs the loop alike (``checkpoint.save`` is a collective) and
@@ -56,7 +56,7 @@ def config_differences(now: dict, saved: dict, *, ignore: tuple[str, ...] = ()) 
 
 
 def run_epochs(state: Any, history: list[dict], one_epoch: Callable[[Any], tuple[Any, dict]], *,
-               epochs: int, score: str, finite: tuple[str, ...], run_dir: Path | None = None,
+               epochs: int, score: str, finite: dict[str, str], run_dir: Path | None = None,
                config: dict | None = None, write_history: Callable[[Path, list[dict]], None] | None = None,
                log: Callable[[str], None] | None = None, line: Callable[[dict, list[dict]], str] | None = None,
                patience: int | None = None, minimize: bool = True, hint: str = "") -> tuple[Any, list[dict]]:
@@ -66,7 +66,8 @@ def run_epochs(state: Any, history: list[dict], one_epoch: Callable[[Any], tuple
       one_epoch: ``state -> (state, metrics)``, one epoch of training plus validation; ``metrics`` is a
         dict of floats. The loop makes each history row ``{"epoch", **metrics, "epoch_seconds"}``.
       score: the metric that picks the best checkpoint and drives early stopping.
-      finite: metrics that must be finite, else ``TrainingDiverged``.
+      finite: ``{metric: label}`` of the metrics that must be finite, else ``TrainingDiverged``
+        (e.g. ``{"val_mae": "validation MAE"}``); the labels also name ``score`` in the log.
       run_dir, config: where ``checkpoint.save`` writes every epoch, and the config it records.
       write_history: ``(run_dir, history) -> None``, e.g. the CSV and plot (process 0 only).
       log, line: ``log(line(row, history))`` once per epoch; ``log`` also gets the early-stop notice.
@@ -74,6 +75,8 @@ def run_epochs(state: Any, history: list[dict], one_epoch: Callable[[Any], tuple
       minimize: lower ``score`` is better (False: higher, e.g. accuracy).
       hint: appended to the divergence message (e.g. "Try a lower --lr.").
     """
+    if run_dir is not None and config is None:
+        raise ValueError("run_epochs: a run_dir needs the config to record beside its checkpoints")
     sign = 1.0 if minimize else -1.0
     values = [sign * h[score] for h in history]
     best = min(values, default=math.inf)
@@ -83,10 +86,10 @@ def run_epochs(state: Any, history: list[dict], one_epoch: Callable[[Any], tuple
     for epoch in range(len(history) + 1, epochs + 1):
         t0 = time.perf_counter()
         state, metrics = one_epoch(state)
-        bad = [f"{k} {metrics[k]}" for k in finite if not math.isfinite(metrics[k])]
-        if bad:
+        if not all(math.isfinite(metrics[k]) for k in finite):
             kept = checkpoint.latest(run_dir) if run_dir is not None else None
-            raise TrainingDiverged(f"epoch {epoch}: {', '.join(bad)} (not finite); stopped. Last good "
+            values = ", ".join(f"{label} {metrics[k]}" for k, label in finite.items())
+            raise TrainingDiverged(f"epoch {epoch}: {values} (not finite); stopped. Last good "
                                    f"checkpoint: {f'epoch {kept} in {run_dir}' if kept else 'none saved'}."
                                    + (f" {hint}" if hint else ""))
         row = {"epoch": epoch, **metrics, "epoch_seconds": time.perf_counter() - t0}
@@ -101,7 +104,7 @@ def run_epochs(state: Any, history: list[dict], one_epoch: Callable[[Any], tuple
             log(line(row, history))
         if patience is not None and stale >= patience:
             if log is not None:
-                log(f"early stop: no better {score} for {stale} epochs")
+                log(f"early stop: no better {finite.get(score, score)} for {stale} epochs")
             break
     distributed.barrier("run_epochs: checkpoints written")  # the other processes may read them next
     return state, history

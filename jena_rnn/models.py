@@ -12,9 +12,10 @@ Every model maps a window ``xs [B, T, F]`` to one prediction per sample ``y_hat 
 Dense kernels use Keras's glorot-uniform initialiser and zero biases, like the recurrent kernels.
 Params are plain dicts: ``{"layers": [...], "head": {"w": [H, 1], "b": [1]}}``; the MLP's are
 ``{"hidden": {"w_t": [mlp_units, T*F], "b": [mlp_units]}, "head": ...}``. Its big kernel is stored
-transposed (``w_t = W1.T``, PyTorch's ``nn.Linear`` layout; same values, same ``x @ W1``) because on
-XLA:CPU the training step with the [3360, 32] product measured 1.3x faster when the kernel's contraction
-axis is contiguous in memory (benchmarks/RESULTS.md). Checkpoints written with the older ``w [T*F, 32]``
+transposed (``w_t = W1.T``, PyTorch's ``nn.Linear`` layout; same values, same ``x @ W1``) because XLA:CPU
+multiplies by it faster when the kernel's 3360-long contraction axis is contiguous in memory: the
+training step measured 1.05-1.24x faster than with ``w [3360, 32]`` (``benchmarks/bench_mlp.py``,
+benchmarks/RESULTS.md). Checkpoints written with the older ``w [T*F, 32]``
 layout are converted on restore (``checkpoint.LEGACY_LEAVES``).
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Loss, optimiser, the jitted training epoch, evaluation and the ``fit`` loop.
+"""Loss, optimiser, the jitted training epoch, evaluation and ``fit`` (its epoch loop: ``jena_rnn.loop``).
 
 A training step draws its own batch from the device-resident normalised series:
 ``rows ~ U[lo + lookback, hi)`` (``data.sample_train_rows``), ``xs, y = data.windows(series, rows)``,
@@ -279,7 +279,7 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
                        "step_ms": 1e3 * t_train / config.train.steps_per_epoch}
 
     return loop.run_epochs(state, history, one_epoch, epochs=config.train.epochs, score="val_mae",
-                           finite=("train_mae", "val_mae"), run_dir=run_dir, config=to_dict(config),
+                           finite={"train_mae": "training MAE", "val_mae": "validation MAE"}, run_dir=run_dir, config=to_dict(config),
                            write_history=report.write_history, log=log,
                            line=lambda row, hist: report.epoch_line(row, config.train.epochs, hist),
                            patience=config.train.patience, hint="Try a lower --lr.")
