@@ -184,7 +184,7 @@ def _read_pointer(run_dir: Path, name: str) -> tuple[bool, int | None]:
 
 
 def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[dict],
-         config: dict, is_best: bool, keep: int = 2) -> Path:
+         config: dict, is_best: bool, keep: int = 2, collective: bool = True) -> Path:
     """Write a checkpoint of `state` for `epoch` and commit it as LATEST (and BEST if `is_best`).
 
     Args:
@@ -195,8 +195,11 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
       config: the run configuration, e.g. `dataclasses.asdict(config)` (JSON-serialisable).
       is_best: also point BEST at this checkpoint.
       keep: number of newest checkpoints to keep; LATEST and BEST are kept in addition.
-    Under ``jax.distributed`` every process calls ``save``: leaves that span processes are gathered
-    (a collective), and only process 0 writes.
+      collective: under ``jax.distributed``, every process calls ``save`` (the default): every process
+        checks ``epoch`` against LATEST, then all meet at a barrier before process 0 writes (so all
+        refuse alike); leaves that span processes are gathered (a collective), and only process 0
+        writes. False: only this process calls it (e.g. process 0 exporting host copies): no barrier,
+        and it writes.
     Returns:
       The committed checkpoint directory (on the other processes: where process 0 commits it).
     Raises:
@@ -215,6 +218,10 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
     if final.exists() and committed is not None and epoch <= committed:
         raise FileExistsError(f"{final} is already committed (LATEST is epoch {committed}); "
                               "continue from the latest checkpoint or use a new run directory")
+    # every process has decided before process 0 commits: a process that checked after the commit would
+    # see its own epoch as committed, refuse, and leave its partners waiting in their next collective
+    if collective:
+        distributed.barrier(f"checkpoint.save: epoch {epoch} checked")
 
     path_leaves, _ = jax.tree_util.tree_flatten_with_path(state)
     arrays, entries = {}, []
@@ -223,7 +230,7 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
         entries.append({"path": jax.tree_util.keystr(path), **_spec(leaf)})
         if value.size:  # orbax refuses zero-size arrays; tree.json alone describes them
             arrays[f"leaf_{i:04d}"] = value
-    if not distributed.is_main():
+    if collective and not distributed.is_main():
         return final
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f"{_TMP}{final.name}-{os.getpid()}-{uuid.uuid4().hex}"

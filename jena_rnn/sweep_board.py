@@ -71,6 +71,8 @@ def export_member(mdir: Path, cfg: Config, best_state, result: dict, ds: data.Da
     if checkpoint.latest(mdir) is not None and checkpoint.latest(mdir) >= epoch:
         return  # already exported (a resumed sweep without a better epoch)
     history = result["history"]
-    checkpoint.save(mdir, best_state, epoch=epoch, history=history, config=to_dict(cfg), is_best=True)
+    # process 0 alone exports (sweep.run), from host copies: no barrier with the other processes
+    checkpoint.save(mdir, best_state, epoch=epoch, history=history, config=to_dict(cfg), is_best=True,
+                    collective=False)
     report.write_json(mdir / "stats.json", train._stats_json(ds))
     report.write_history(mdir, history)

@@ -253,3 +253,24 @@ def test_sweep_checkpoint_of_the_older_mlp_layout_restores_member_by_member(tmp_
     checkpoint.save(tmp_path, old, epoch=1, history=[], config={}, is_best=True)
     restored, _ = checkpoint.restore(tmp_path, jax.tree.map(jnp.zeros_like, new))
     assert_same(restored, new)
+
+
+def test_every_process_checks_before_process_0_commits(tmp_path, monkeypatch):
+    """Under jax.distributed a process checking after process 0's commit would refuse alone and leave its
+    partners waiting: ``save`` meets the others at a barrier after its check and before any write."""
+    from jena_rnn import distributed
+    seen = []
+
+    def barrier(name):
+        seen.append((name, checkpoint.latest(tmp_path)))  # nothing of this epoch is committed yet
+    monkeypatch.setattr(distributed, "barrier", barrier)
+    state = make_state(jax.random.PRNGKey(0))
+    checkpoint.save(tmp_path, state, epoch=1, history=[], config=CONFIG, is_best=True)
+    checkpoint.save(tmp_path, state, epoch=2, history=[], config=CONFIG, is_best=False)
+    assert seen == [("checkpoint.save: epoch 1 checked", None), ("checkpoint.save: epoch 2 checked", 1)]
+    with pytest.raises(FileExistsError, match="already committed"):  # refused before the barrier
+        checkpoint.save(tmp_path, state, epoch=2, history=[], config=CONFIG, is_best=False)
+    assert len(seen) == 2
+    # one process alone (process 0 exporting a sweep member): no barrier to wait at
+    checkpoint.save(tmp_path / "alone", state, epoch=1, history=[], config=CONFIG, is_best=True, collective=False)
+    assert len(seen) == 2 and checkpoint.latest(tmp_path / "alone") == 1

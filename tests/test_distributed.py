@@ -9,7 +9,9 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -208,20 +210,36 @@ TINY_ARGS = ["--model", "gru", "--units", "4", "--recurrent-dropout", "0.3", "--
 
 def _launch(tmp_path, *args, processes=2, status=0) -> list[str]:
     """Run ``jena-rnn ARGS`` as ``processes`` processes meeting through jax.distributed on localhost
-    (one CPU device each); check that each exits with ``status``; return their stdouts (stderrs if not 0)."""
+    (one CPU device each); check that each exits with ``status``; return their stdouts (stderrs if not 0).
+
+    Their output goes to files, not pipes: a process blocked on a full pipe that nobody reads yet would
+    stall its partner in the next collective. A process still running after 300 s fails the test with
+    every process's stderr."""
     code = "import sys; from jena_rnn.cli import main; main(sys.argv[1:])"
     port = _free_port()
+    logs = Path(tempfile.mkdtemp(dir=tmp_path, prefix="launch-"))
+    files = [(open(logs / f"out{i}", "w+"), open(logs / f"err{i}", "w+")) for i in range(processes)]
     procs = [subprocess.Popen([sys.executable, "-c", code, *args,
                                *(["--coordinator", f"localhost:{port}", "--num-processes", str(processes),
                                   "--process-id", str(i)] if processes > 1 else [])],
-                              env=_env(tmp_path, JENA_RNN_CPU_DEVICES="1"),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for i in range(processes)]
+                              env=_env(tmp_path, JENA_RNN_CPU_DEVICES="1"), stdout=out, stderr=err, text=True)
+             for i, (out, err) in enumerate(files)]
+    deadline = time.monotonic() + 300
     try:
-        outs = [p.communicate(timeout=300) for p in procs]
+        for p in procs:
+            try:
+                p.wait(timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                errs = [(logs / f"err{i}").read_text()[-2000:] for i in range(processes)]
+                pytest.fail(f"process still running after 300 s: {p.args[3:]}\n"
+                            + "\n".join(f"--- stderr of process {i}:\n{e}" for i, e in enumerate(errs)))
     finally:  # a failed or hung process must not leave its partner waiting on the coordinator
         for p in procs:
             p.kill()
+        for out, err in files:
+            out.close()
+            err.close()
+    outs = [((logs / f"out{i}").read_text(), (logs / f"err{i}").read_text()) for i in range(processes)]
     for p, (_, err) in zip(procs, outs):
         assert p.returncode == status, err[-3000:]
     if status:
