@@ -143,7 +143,10 @@ def use_cpu_cores(n: int | None = None) -> int:
     return n
 
 
-MIN_ROWS_PER_DEVICE = 32  # data parallelism splits a batch no finer (a guess: measured on 2 cores only)
+# data parallelism splits a batch no finer. Measured on 2 cores only (GRU(32) step, 2 devices against 1:
+# 1.17x at 8 rows per device, 1.37x at 16, 1.53x at 32, 1.69x at 64; benchmarks/RESULTS.md); 16 keeps a
+# margin for hosts with more devices, where every split adds a larger all-reduce
+MIN_ROWS_PER_DEVICE = 16
 
 
 def auto_mesh(batch_size: int | None = None, *, members: int | None = None, devices=None) -> Mesh | None:
@@ -155,7 +158,7 @@ def auto_mesh(batch_size: int | None = None, *, members: int | None = None, devi
     For a sweep (``members`` given) a ``"sweep"`` axis, else a ``"data"`` axis for ``batch_size``;
     it takes the largest device count that divides that number (e.g. 3 of 4 devices for a batch of
     18), so that the split is always even. A batch is not split below ``MIN_ROWS_PER_DEVICE`` rows per
-    device (batch 128: at most 4 devices): per-step overhead dominates tiny slices. Measured only on
+    device (batch 128: at most 8 devices): per-step overhead dominates tiny slices. Measured only on
     a 2-core CPU (benchmarks/RESULTS.md); on a many-core host pass an explicit mesh to go further.
     """
     if devices is None:  # several processes: every device of the job, or each would train alone

@@ -91,9 +91,9 @@ SCRIPT = textwrap.dedent('''
         _, h2 = train.fit(drop, ds, mesh=m, log=None)
         for a, b in zip(h1, h2):
             np.testing.assert_allclose([a["train_mae"], a["val_mae"]], [b["train_mae"], b["val_mae"]], rtol=1e-5)
-    # the largest device count that divides the batch, with at least 32 rows per device
-    assert [distributed.axis_size(distributed.auto_mesh(b), "data") for b in (128, 96, 64, 16)] == [4, 3, 2, 1]
-    assert distributed.auto_mesh(17) is None and distributed.auto_mesh(16) is None
+    # the largest device count that divides the batch, with at least 16 rows per device
+    assert [distributed.axis_size(distributed.auto_mesh(b), "data") for b in (128, 48, 32, 16)] == [4, 3, 2, 1]
+    assert distributed.auto_mesh(33) is None and distributed.auto_mesh(16) is None
     try:
         train.make_train_step(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, batch_size=18)),
                               ds.train, ds.target_col, mesh=mesh)
