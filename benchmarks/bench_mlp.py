@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 
-from bench_train import B, F, _config, flax_peer
+from bench_train import B, F, _config, flax_peer, interleave
 from jena_rnn import data, distributed, train
 from jena_rnn.config import DataConfig
 from jena_rnn.reproduce import machine
@@ -54,14 +53,7 @@ def main(argv=None) -> None:
     runners = {"jena_rnn, w_t [32, 3360] (default)": ours(args.steps, ds, kernel="w_t"),
                "jena_rnn, w [3360, 32]": ours(args.steps, ds, kernel="w"),
                "flax nn.Dense, fixed batch": flax_peer(_config("mlp", args.steps, None).model, args.steps, xs, y)}
-    for run in runners.values():
-        run()
-    times = {k: [] for k in runners}
-    for _ in range(args.reps):
-        for k, run in runners.items():
-            t0 = time.perf_counter()
-            run()
-            times[k].append(1e3 * (time.perf_counter() - t0) / args.steps)
+    times = interleave(runners, args.reps, args.steps)
     print(f"# {machine()}; MLP B={B}, 3360 -> 32 -> 1; {args.steps} steps per timed call, median of {args.reps}")
     med = {k: statistics.median(v) for k, v in times.items()}
     for k, v in med.items():

@@ -230,6 +230,19 @@ def _torch_version() -> str:
         return "not installed"
 
 
+def interleave(runners: dict, reps: int, steps: int) -> dict[str, list[float]]:
+    """Warm every runner up (compiling it), then time them A B C, A B C, ...: ms per step, ``reps`` each."""
+    for run in runners.values():
+        run()
+    times = {k: [] for k in runners}
+    for _ in range(reps):
+        for k, run in runners.items():
+            t0 = time.perf_counter()
+            run()
+            times[k].append(1e3 * (time.perf_counter() - t0) / steps)
+    return times
+
+
 def _ms(v: float) -> str:
     """Milliseconds to one decimal, or two below 10 ms (the MLP's ~0.5 ms needs them)."""
     return f"{v:.2f}" if v < 10 else f"{v:.1f}"
@@ -274,14 +287,7 @@ def main(argv=None) -> None:
                 runners[col] = make(model, args.steps, xs, y)
             except ImportError as e:
                 print(f"  {col}: skipped ({e})", file=sys.stderr)
-        for run in runners.values():  # warm up (and compile the peers)
-            run()
-        times = {k: [] for k in runners}
-        for _ in range(args.reps):
-            for k, run in runners.items():
-                t0 = time.perf_counter()
-                run()
-                times[k].append(1e3 * (time.perf_counter() - t0) / args.steps)
+        times = interleave(runners, args.reps, args.steps)
         med = {k: statistics.median(v) for k, v in times.items()}
         best_ours = min(v for k, v in med.items() if k.startswith(("remat", "data-parallel")))
         peers = [v for k, v in med.items() if k in PEERS]
