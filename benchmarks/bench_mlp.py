@@ -14,31 +14,19 @@ from __future__ import annotations
 import argparse
 import statistics
 
-import jax
 import jax.numpy as jnp
 
-from bench_train import B, F, _config, flax_peer, interleave
+from bench_train import B, _config, flax_peer, interleave, ours
 from jena_rnn import data, distributed, train
 from jena_rnn.config import DataConfig
 from jena_rnn.reproduce import machine
 
 
-def ours(steps: int, ds, *, kernel: str):
-    """Return ``run()``: one jitted epoch of the MLP with the hidden kernel as ``w_t`` or ``w``."""
-    config = _config("mlp", steps, None)
-    state = train.init_state(config, jax.random.PRNGKey(0), F)
-    if kernel == "w":  # the same values in the [in, out] layout; ``models.dense`` takes either
-        hidden = state.params["hidden"]
-        params = {**state.params, "hidden": {"w": hidden["w_t"].T.copy(), "b": hidden["b"]}}
-        state = state._replace(params=params, opt_state=train.make_optimizer(config.optim).init(params))
-    series = data.Phased(data.by_phase(ds.series, config.data.step))
-    epoch = jax.jit(train.make_train_epoch(config, ds.train, ds.target_col, jit=False))
-
-    def run():
-        nonlocal state
-        state, m = epoch(state, series)
-        m["loss"].block_until_ready()
-    return run
+def old_layout(config, state):
+    """The same values with the hidden kernel as ``w [3360, 32]``; ``models.dense`` takes either layout."""
+    hidden = state.params["hidden"]
+    params = {**state.params, "hidden": {"w": hidden["w_t"].T.copy(), "b": hidden["b"]}}
+    return state._replace(params=params, opt_state=train.make_optimizer(config.optim).init(params))
 
 
 def main(argv=None) -> None:
@@ -50,8 +38,8 @@ def main(argv=None) -> None:
     ds = data.load_dataset(DataConfig())
     xs, y = data.windows(ds.series, jnp.arange(10_000, 10_000 + B), lookback=1440, step=6, delay=144,
                          target_col=1)
-    runners = {"jena_rnn, w_t [32, 3360] (default)": ours(args.steps, ds, kernel="w_t"),
-               "jena_rnn, w [3360, 32]": ours(args.steps, ds, kernel="w"),
+    runners = {"jena_rnn, w_t [32, 3360] (default)": ours("mlp", args.steps, ds, None)[0],
+               "jena_rnn, w [3360, 32]": ours("mlp", args.steps, ds, None, adapt=old_layout)[0],
                "flax nn.Dense, fixed batch": flax_peer(_config("mlp", args.steps, None).model, args.steps, xs, y)}
     times = interleave(runners, args.reps, args.steps)
     print(f"# {machine()}; MLP B={B}, 3360 -> 32 -> 1; {args.steps} steps per timed call, median of {args.reps}")

@@ -56,11 +56,15 @@ def _config(name: str, steps: int, remat: bool | None) -> Config:
                                train=TrainConfig(steps_per_epoch=steps))
 
 
-def ours(name: str, steps: int, ds, remat: bool | None, mesh=None):
-    """Return (run, compile seconds) for the training path with ``remat``, data-parallel over ``mesh``."""
+def ours(name: str, steps: int, ds, remat: bool | None, mesh=None, *, adapt=None):
+    """Return (run, compile seconds) for the training path with ``remat``, data-parallel over ``mesh``.
+
+    ``adapt``: ``(config, state) -> state`` applied to the initial state (e.g. another parameter layout).
+    """
     config = _config(name, steps, remat)
-    state, series = distributed.place((train.init_state(config, jax.random.PRNGKey(0), F), ds.series), mesh,
-                                      stacked=False)
+    state = train.init_state(config, jax.random.PRNGKey(0), F)
+    state = adapt(config, state) if adapt is not None else state
+    state, series = distributed.place((state, ds.series), mesh, stacked=False)
     series = data.Phased(data.by_phase(series, config.data.step))  # as fit: rearranged once per run
     t0 = time.perf_counter()
     epoch = jax.jit(train.make_train_epoch(config, ds.train, ds.target_col, jit=False, mesh=mesh)).lower(

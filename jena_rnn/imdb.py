@@ -309,8 +309,9 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
                 f"({row['step_ms']:.1f} ms/step)")
 
     return loop.run_epochs(state, history, one_epoch, epochs=cfg.epochs, score="val_acc", minimize=False,
-                           finite={"train_loss": "training loss", "val_loss": "validation loss"}, run_dir=run_dir, config=config_dict(cfg),
-                           write_history=write_history, log=log, line=line)
+                           finite={"train_loss": "training loss", "val_loss": "validation loss"},
+                           run_dir=run_dir, config=config_dict(cfg), write_history=write_history, log=log,
+                           line=line)
 
 
 def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cache_dir=None,

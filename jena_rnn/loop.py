@@ -5,9 +5,9 @@ One place owns what a run directory promises, whatever is trained in it:
   with the configuration it was started with; otherwise it is refused, never overwritten.
 - ``run_epochs``: every epoch is timed, checked for a non-finite loss (``TrainingDiverged``, naming the
   last good checkpoint, which stays the latest one), checkpointed (``checkpoint.save``: BEST follows the
-  best ``score``, the lowest or with ``minimize=False`` the highest) and logged; ``patience`` epochs without a better score stop the run. The count of
-  epochs since the best one is recomputed from the history, so a resumed run stops exactly where an
-  uninterrupted one would.
+  best ``score``, the lowest or with ``minimize=False`` the highest) and logged; ``patience`` epochs
+  without a better score stop the run. The count of epochs since the best one is recomputed from the
+  history, so a resumed run stops exactly where an uninterrupted one would.
 Under ``jax.distributed`` every process runs the loop alike (``checkpoint.save`` is a collective) and
 process 0 writes the files.
 """

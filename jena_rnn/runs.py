@@ -40,8 +40,8 @@ def resolve_mesh(config: Config, mesh="auto"):
     """Resolve ``mesh="auto"`` for ``config``: ``distributed.auto_mesh`` of its batch size.
 
     That is every local device that divides the batch, or every device of the job under several
-    processes. In one process the MLP and the naive model stay on one device (the MLP's 0.6 ms step is
-    slower split over CPU devices, 0.8 ms: benchmarks/RESULTS.md).
+    processes. In one process the MLP and the naive model stay on one device (the MLP's step is slower
+    split over CPU devices: 0.72 against 0.44 ms in benchmarks/LATEST.md's run J).
     """
     if mesh != "auto":
         return mesh

@@ -279,8 +279,8 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
                        "step_ms": 1e3 * t_train / config.train.steps_per_epoch}
 
     return loop.run_epochs(state, history, one_epoch, epochs=config.train.epochs, score="val_mae",
-                           finite={"train_mae": "training MAE", "val_mae": "validation MAE"}, run_dir=run_dir, config=to_dict(config),
-                           write_history=report.write_history, log=log,
+                           finite={"train_mae": "training MAE", "val_mae": "validation MAE"},
+                           run_dir=run_dir, config=to_dict(config), write_history=report.write_history, log=log,
                            line=lambda row, hist: report.epoch_line(row, config.train.epochs, hist),
                            patience=config.train.patience, hint="Try a lower --lr.")
 

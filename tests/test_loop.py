@@ -56,7 +56,8 @@ def test_non_finite_metric_names_epoch_and_last_good_checkpoint(tmp_path):
                         finite={"val": "validation X"}, run_dir=tmp_path, config={}, hint="Lower it.")
     assert checkpoint.latest(tmp_path) == 2
     with pytest.raises(loop.TrainingDiverged, match="none saved"):
-        loop.run_epochs({"n": np.asarray(0)}, [], scripted([math.inf]), epochs=1, score="val", finite={"val": "validation X"})
+        loop.run_epochs({"n": np.asarray(0)}, [], scripted([math.inf]), epochs=1, score="val",
+                        finite={"val": "validation X"})
 
 
 def test_open_run_refuses_without_resume_and_checks_config_before_restoring(tmp_path):
