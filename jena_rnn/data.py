@@ -25,7 +25,7 @@ from jena_rnn.synthetic import JENA_COLUMNS, Table, default_table, synthetic_jen
 
 __all__ = ["Table", "Stats", "Dataset", "JENA_COLUMNS", "JENA_URL", "JENA_URL_TF", "JENA_ZIP_BYTES",
            "load_csv", "load_jena", "download_jena", "synthetic_jena", "write_jena_csv", "default_table",
-           "normalize", "resolve_bounds", "load_dataset", "target_scale", "windows", "sample_train_rows",
+           "normalize", "fingerprint_of", "resolve_bounds", "load_dataset", "target_scale", "windows", "sample_train_rows",
            "eval_rows"]
 
 
@@ -49,19 +49,38 @@ class Dataset(NamedTuple):
     test: tuple[int, int]
     report: dict
     source: str
+    fingerprint: dict | None = None  # `fingerprint_of` the raw table: recorded with a run, checked on resume
+
+
+def fingerprint_of(values: np.ndarray, stats: "Stats") -> dict:
+    """Identify a raw table [N, F] (before normalisation): rows, columns, SHA-256 of its float32 bytes, stats.
+
+    Two files that hold the same numbers (a .csv and its .csv.gz, say) get the same fingerprint; one changed
+    cell changes ``sha256``. A run records this in ``stats.json`` and refuses to resume on other data.
+    """
+    import hashlib
+
+    raw = np.ascontiguousarray(values, dtype=np.float32)
+    return {"rows": int(raw.shape[0]), "columns": int(raw.shape[1]),
+            "sha256": hashlib.sha256(raw.tobytes()).hexdigest(),
+            "mean": [float(x) for x in stats.mean], "std": [float(x) for x in stats.std]}
 
 
 # -------------------------------------------------------------------------------- splits, normalisation
-def normalize(values: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, Stats]:
+def normalize(values: np.ndarray, lo: int, hi: int, *, stats: Stats | None = None) -> tuple[np.ndarray, Stats]:
     """Return ``(values - mean) / std`` [N, F] float32 with mean/std [F] taken from rows [lo, hi) only.
 
     A constant column (std 0) is divided by 1 instead, so it normalises to zeros rather than NaN.
+    ``stats`` given (a saved run's training statistics): use those instead and ignore ``lo, hi``.
     """
-    train = np.asarray(values[lo:hi], np.float64)
-    mean, std = train.mean(axis=0), train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    normed = ((np.asarray(values, np.float64) - mean) / std).astype(np.float32)
-    return normed, Stats(mean.astype(np.float32), std.astype(np.float32))
+    if stats is None:
+        train = np.asarray(values[lo:hi], np.float64)
+        mean, std = train.mean(axis=0), train.std(axis=0)
+        stats = Stats(mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32))
+    # normalise with the float32 statistics that are saved, so that saved statistics give the same series
+    mean, std = np.asarray(stats.mean, np.float32), np.asarray(stats.std, np.float32)
+    normed = ((np.asarray(values, np.float64) - mean.astype(np.float64)) / std.astype(np.float64)).astype(np.float32)
+    return normed, Stats(mean, std)
 
 
 def resolve_bounds(n_rows: int, bounds, *, delay: int, name: str = "split") -> tuple[int, int]:
@@ -121,8 +140,12 @@ def load_table(cfg: DataConfig) -> tuple[Table, str]:
     return table, source
 
 
-def load_dataset(cfg: DataConfig) -> Dataset:
-    """Load `cfg.path` (or the synthetic default), resolve and check splits, normalise with train rows."""
+def load_dataset(cfg: DataConfig, *, stats: Stats | None = None) -> Dataset:
+    """Load `cfg.path` (or the synthetic default), resolve and check splits, normalise with train rows.
+
+    ``stats``: normalise with these (a saved run's training statistics, e.g. to evaluate it on another
+    file) instead of this file's training rows. The fingerprint is always of this file's own table.
+    """
     table, source = load_table(cfg)
     n = len(table.values)
     splits = {}
@@ -137,9 +160,11 @@ def load_dataset(cfg: DataConfig) -> Dataset:
             raise ValueError(f"{source}: {name} split [{lo}, {hi}) needs target rows up to {last - 1 + cfg.delay}"
                              f" (delay {cfg.delay}) but the file has only {n} rows")
         splits[name] = (lo, hi)
-    normed, stats = normalize(table.values, *splits["train"])
+    own = normalize(table.values, *splits["train"])[1]
+    normed, stats = normalize(table.values, *splits["train"], stats=stats)
     return Dataset(jnp.asarray(normed), stats, table.columns.index(cfg.target), table.columns, table.times,
-                   splits["train"], splits["val"], splits["test"], dict(table.report), source)
+                   splits["train"], splits["val"], splits["test"], dict(table.report), source,
+                   fingerprint_of(table.values, own))
 
 
 # ------------------------------------------------------------------------------------- windows, samplers
