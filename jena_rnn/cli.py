@@ -8,10 +8,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import sys
 
-from jena_rnn.config import (EVAL_MODES, LECTURE_MODELS, OPTIMIZERS, SENTINEL_POLICIES, Config, DataConfig,
-                             lecture_config)
+from jena_rnn.config import (EVAL_MODES, LECTURE_MODELS, OPTIMIZERS, OTHER_SENTINEL_POLICIES, OUTLIER_POLICIES,
+                             SENTINEL_POLICIES, Config, DataConfig, lecture_config)
 
 EXIT_USAGE = 2
 
@@ -47,6 +48,19 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _number(lo: float, hi: float, what: str, *, lo_open: bool = False, hi_open: bool = True):
+    """An argparse type: a float in [lo, hi) (``lo_open``: (lo, ...); ``hi_open=False``: ..., hi])."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (v > lo if lo_open else v >= lo) or not (v < hi if hi_open else v <= hi) or v != v:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+    return parse
+
+
 def _rate(text: str) -> float:
     try:
         v = float(text)
@@ -76,8 +90,18 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
                    help="full: every window of a split once (default); lecture: the book's val_steps batches")
     g.add_argument("--strict-targets", action="store_true", default=None,
                    help="keep targets inside each split (the lecture lets them reach DELAY rows past it)")
+    g.add_argument("--columns", metavar="A,B,...", help="feature columns to use, in this order (comma-separated); "
+                   "describing the file this way reads a Jena-like header as a generic CSV")
     g.add_argument("--sentinel-policy", choices=SENTINEL_POLICIES,
-                   help="what to do with -9999 error values in the wind columns (default zero)")
+                   help="what to do with -9999 error values in the wind columns (default zero, as the TensorFlow "
+                   "tutorial)")
+    g.add_argument("--sentinel-elsewhere", choices=OTHER_SENTINEL_POLICIES,
+                   help="what to do with -9999 in any other column (default error: refused, naming line and column)")
+    g.add_argument("--outliers", choices=OUTLIER_POLICIES,
+                   help="physically impossible values, or values more than 100 robust spreads from a column's "
+                   "median: error (default: refused, naming line, column and value) or keep")
+    g.add_argument("--allow-overlap", action="store_true", default=None,
+                   help="accept train/val/test ranges that overlap or are out of order (refused by default)")
     g.add_argument("--synthetic-rows", type=_positive_int, help="rows of the synthetic default (default 420551)")
 
 
@@ -105,7 +129,11 @@ def data_config(args, base: DataConfig) -> DataConfig:
     fields = {"path": args.data, "lookback": args.lookback, "step": args.step, "delay": args.delay,
               "batch_size": args.batch_size, "target": args.target, "time_format": args.time_format,
               "eval_mode": args.eval_mode, "strict_targets": args.strict_targets,
-              "sentinel_policy": args.sentinel_policy, "synthetic_rows": args.synthetic_rows}
+              "sentinel_policy": args.sentinel_policy, "other_sentinel_policy": args.sentinel_elsewhere,
+              "outlier_policy": args.outliers, "allow_overlap": args.allow_overlap,
+              "synthetic_rows": args.synthetic_rows}
+    if args.columns is not None:
+        fields["columns"] = tuple(c.strip() for c in args.columns.split(",") if c.strip())
     if args.time_column is not None:
         fields["time_column"] = None if args.time_column.lower() == "none" else args.time_column
     if args.splits is not None:
@@ -189,7 +217,15 @@ def apply_sets(cfg: Config, sets: list[str]) -> Config:
 
 
 class Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line (plus where to find help), not the whole usage."""
+    """An ArgumentParser whose errors are one line (plus where to find help), not the whole usage.
+
+    Negative numbers in exponent form (``--lr -1e-3``) are values, not options: argparse's own pattern
+    knows only ``-1`` and ``-.5``, and would answer "expected one argument" instead of the range error.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
 
     def error(self, message: str):
         print(f"{self.prog}: error: {message}\n(see `{self.prog} --help`)", file=sys.stderr)
@@ -228,9 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--mlp-units", type=_positive_int, help="MLP hidden width (default 32)")
     t.add_argument("--hoist-input", choices=("on", "off"), help="input projection before the scan (default: per backend)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, help="default rmsprop")
-    t.add_argument("--lr", type=float, help="learning rate (default 1e-3)")
-    t.add_argument("--rho", type=float, help="RMSprop decay (default 0.9)")
-    t.add_argument("--eps", type=float, help="RMSprop epsilon, inside the square root as Keras (default 1e-7)")
+    t.add_argument("--lr", type=_number(0, float("inf"), "a positive learning rate", lo_open=True), help="learning rate (default 1e-3)")
+    t.add_argument("--rho", type=_number(0, 1, "an RMSprop decay in [0, 1)"), help="RMSprop decay (default 0.9)")
+    t.add_argument("--eps", type=_number(0, float("inf"), "an epsilon >= 0"), help="RMSprop epsilon, inside the square root as Keras (default 1e-7)")
     t.add_argument("--epochs", type=_positive_int, help="epochs (default: the lecture's for the model)")
     t.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default 500)")
     t.add_argument("--seed", type=int, help="seed for init, batches and dropout (default 0)")

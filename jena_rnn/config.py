@@ -15,7 +15,10 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
 MERGE_MODES = ("concat", "sum", "ave", "mul")
 MODEL_KINDS = ("naive", "mlp", "rnn")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
-SENTINEL_POLICIES = ("zero", "interpolate", "keep", "error")  # see data.load_csv
+SENTINEL_POLICIES = ("zero", "interpolate", "keep", "error")  # -9999 in the wind columns; see data.load_csv
+OTHER_SENTINEL_POLICIES = ("error", "interpolate", "keep")  # -9999 anywhere else (never zeroed)
+SENTINEL_COLUMNS = ("wv (m/s)", "max. wv (m/s)")  # where the real Jena file has -9999 error values
+OUTLIER_POLICIES = ("error", "keep")  # physically impossible or absurd values; see jena_csv._check_values
 EVAL_MODES = ("full", "lecture")  # see data.eval_rows
 
 # A split bound is a row index (int) or a fraction of the file's rows (float in [0, 1]); an upper bound
@@ -37,7 +40,9 @@ class DataConfig:
     time_format: str | None = "%d.%m.%Y %H:%M:%S"  # strptime format of that column; None = infer
     target: str = "T (degC)"  # column to forecast
     columns: tuple[str, ...] | None = None  # feature columns to use; None = every numeric column
-    sentinel_policy: str = "zero"  # what to do with -9999 error values: zero | interpolate | keep | error
+    sentinel_policy: str = "zero"  # -9999 error values in the wind columns: zero | interpolate | keep | error
+    other_sentinel_policy: str = "error"  # -9999 in any other column: error | interpolate | keep
+    outlier_policy: str = "error"  # impossible or absurd values (e.g. 1e30): error | keep
     lookback: int = 1440  # rows of history per sample (10 days at 10 minutes)
     step: int = 6  # keep one row in `step` inside the window (hourly)
     delay: int = 144  # forecast horizon in rows past the window's end row (24 h)
@@ -46,6 +51,7 @@ class DataConfig:
     val: tuple[Bound, Bound] = (200_001, 300_000)  # validation bounds, as the lecture's generator
     test: tuple[Bound, Bound] = (300_001, None)  # test bounds; None = len - delay - 1
     strict_targets: bool = False  # True: targets never reach past a split's max_index (lecture: they do)
+    allow_overlap: bool = False  # accept splits that overlap or are out of order (train, val, test)
     eval_mode: str = "full"  # "full": every end row of a split once; "lecture": val_steps batches with wrap
     reverse: bool = False  # feed each window to the model in reversed time order
     synthetic_rows: int = 420_551  # rows of the synthetic default (same as the real file)
@@ -58,6 +64,10 @@ class DataConfig:
                f"DataConfig.lookback ({self.lookback}) must be a multiple of step ({self.step})")
         _check(self.sentinel_policy in SENTINEL_POLICIES,
                f"DataConfig.sentinel_policy must be zero|interpolate|keep|error, got {self.sentinel_policy!r}")
+        _check(self.other_sentinel_policy in OTHER_SENTINEL_POLICIES,
+               f"DataConfig.other_sentinel_policy must be error|interpolate|keep, got {self.other_sentinel_policy!r}")
+        _check(self.outlier_policy in OUTLIER_POLICIES,
+               f"DataConfig.outlier_policy must be error|keep, got {self.outlier_policy!r}")
         _check(self.eval_mode in EVAL_MODES,
                f"DataConfig.eval_mode must be 'full' or 'lecture', got {self.eval_mode!r}")
         for name in ("train", "val", "test"):

@@ -19,8 +19,9 @@ import numpy as np
 import pandas as pd
 
 from jena_rnn.config import DataConfig
+from jena_rnn.archive import first_line
 from jena_rnn.jena_csv import (JENA_TIME_FORMAT, JENA_URL, JENA_URL_TF, JENA_ZIP_BYTES, download_jena,  # noqa: F401
-                               load_csv, load_jena)
+                               is_jena_like, load_csv, load_jena, parse_header)
 from jena_rnn.synthetic import JENA_COLUMNS, Table, default_table, synthetic_jena, write_jena_csv
 
 __all__ = ["Table", "Stats", "Dataset", "JENA_COLUMNS", "JENA_URL", "JENA_URL_TF", "JENA_ZIP_BYTES",
@@ -111,24 +112,30 @@ def target_scale(ds: Dataset) -> float:
     return float(ds.stats.std[ds.target_col])
 
 
-def _is_jena(path) -> bool:
-    try:
-        return tuple(pd.read_csv(path, nrows=0, index_col=False).columns) == ("Date Time",) + JENA_COLUMNS
-    except (pd.errors.EmptyDataError, ValueError):
-        return False
-
-
 def load_table(cfg: DataConfig) -> tuple[Table, str]:
-    """Load `cfg.path` (or the synthetic default) with `cfg.columns` selected; return (table, source)."""
+    """Load `cfg.path` (or the synthetic default) with `cfg.columns` selected; return (table, source).
+
+    A file whose header is Jena's, or claims to be (``jena_csv.is_jena_like``: "Date Time" first, or
+    several of Jena's names), is read by the strict ``load_jena`` unless the configuration describes
+    the file itself (``columns`` given, or a ``time_column`` other than "Date Time"): then any header
+    that is not exactly Jena's is refused. Other files are read by the generic ``load_csv``.
+    """
+    policies = dict(sentinel_policy=cfg.sentinel_policy, other_sentinel_policy=cfg.other_sentinel_policy,
+                    outlier_policy=cfg.outlier_policy)
     if cfg.path is None:
         table = default_table(n_rows=cfg.synthetic_rows, seed=cfg.synthetic_seed)
         source = f"synthetic(seed={cfg.synthetic_seed},rows={cfg.synthetic_rows})"
-    elif _is_jena(cfg.path):
-        table, source = load_jena(cfg.path, sentinel_policy=cfg.sentinel_policy), str(cfg.path)
     else:
-        table = load_csv(cfg.path, time_column=cfg.time_column, time_format=cfg.time_format, columns=cfg.columns,
-                         target=cfg.target, sentinel_policy=cfg.sentinel_policy)
         source = str(cfg.path)
+        header = parse_header(source, first_line(source))
+        exact = tuple(header) == ("Date Time",) + JENA_COLUMNS
+        described = cfg.columns is not None or cfg.time_column != "Date Time"
+        if exact and cfg.time_column == "Date Time" or is_jena_like(header) and not described:
+            table = load_jena(source, time_format=cfg.time_format or JENA_TIME_FORMAT, columns=cfg.columns,
+                              **policies)
+        else:
+            table = load_csv(source, time_column=cfg.time_column, time_format=cfg.time_format,
+                             columns=cfg.columns, target=cfg.target, **policies)
     if cfg.columns is not None and tuple(cfg.columns) != table.columns:
         missing = [c for c in cfg.columns if c not in table.columns]
         if missing:
@@ -138,6 +145,26 @@ def load_table(cfg: DataConfig) -> tuple[Table, str]:
     if cfg.target not in table.columns:
         raise ValueError(f"{source}: target {cfg.target!r} is not among the columns {table.columns}")
     return table, source
+
+
+def check_split_order(splits: dict[str, tuple[int, int]], *, allow_overlap: bool = False, source: str = "") -> None:
+    """Refuse train, val, test end-row ranges that overlap or are out of order, unless `allow_overlap`.
+
+    Only the end-row ranges ``[lo, hi)`` are compared. Each window's inputs start ``lookback`` rows before
+    its end row, inside its own split; its target lies ``delay`` rows after it, so (as in the lecture)
+    the last training targets reach ``delay`` rows into validation: that is allowed.
+    """
+    if allow_overlap:
+        return
+    names = ("train", "val", "test")
+    for a, b in zip(names, names[1:]):
+        (alo, ahi), (blo, bhi) = splits[a], splits[b]
+        if blo < ahi:
+            why = "starts before" if blo < alo else "overlaps"
+            raise ValueError(f"{source}: {b} split [{blo}, {bhi}) {why} the {a} split [{alo}, {ahi}): splits must "
+                             "be in the order train, val, test without overlap (a training target may still reach "
+                             "delay rows into validation, as in the lecture); pass --allow-overlap (allow_overlap="
+                             "True) if the overlap is deliberate")
 
 
 def load_dataset(cfg: DataConfig, *, stats: Stats | None = None) -> Dataset:
@@ -160,6 +187,7 @@ def load_dataset(cfg: DataConfig, *, stats: Stats | None = None) -> Dataset:
             raise ValueError(f"{source}: {name} split [{lo}, {hi}) needs target rows up to {last - 1 + cfg.delay}"
                              f" (delay {cfg.delay}) but the file has only {n} rows")
         splits[name] = (lo, hi)
+    check_split_order(splits, allow_overlap=cfg.allow_overlap, source=source)
     own = normalize(table.values, *splits["train"])[1]
     normed, stats = normalize(table.values, *splits["train"], stats=stats)
     return Dataset(jnp.asarray(normed), stats, table.columns.index(cfg.target), table.columns, table.times,

@@ -7,7 +7,9 @@ in error messages are 1-based file lines counting the header as line 1.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import os
 import re
 import sys
@@ -20,16 +22,25 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jena_rnn.config import SENTINEL_POLICIES
+from jena_rnn.archive import MAX_TEXT_BYTES, read_text
+from jena_rnn.config import OTHER_SENTINEL_POLICIES, OUTLIER_POLICIES, SENTINEL_COLUMNS, SENTINEL_POLICIES
 from jena_rnn.synthetic import JENA_COLUMNS, Table
 
-__all__ = ["JENA_URL", "JENA_URL_TF", "JENA_ZIP_BYTES", "JENA_TIME_FORMAT", "load_csv", "load_jena",
-           "download_jena"]
+__all__ = ["JENA_URL", "JENA_URL_TF", "JENA_ZIP_BYTES", "JENA_TIME_FORMAT", "JENA_BOUNDS", "OUTLIER_FACTOR",
+           "load_csv", "load_jena", "parse_header", "is_jena_like", "download_jena"]
 
 JENA_URL = "https://s3.amazonaws.com/keras-datasets/jena_climate_2009_2016.csv.zip"  # the book's
 JENA_URL_TF = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/jena_climate_2009_2016.csv.zip"
 JENA_ZIP_BYTES = 13_568_290  # size of both published archives
 JENA_TIME_FORMAT = "%d.%m.%Y %H:%M:%S"
+# Physically possible ranges of the Jena columns (a ground station in central Germany, with wide margins;
+# the real file stays well inside them once its -9999 wind sentinels are handled).
+JENA_BOUNDS = {"p (mbar)": (500, 1100), "T (degC)": (-80, 60), "Tpot (K)": (190, 340), "Tdew (degC)": (-100, 60),
+               "rh (%)": (0, 105), "VPmax (mbar)": (0, 200), "VPact (mbar)": (0, 200), "VPdef (mbar)": (0, 200),
+               "sh (g/kg)": (0, 150), "H2OC (mmol/mol)": (0, 250), "rho (g/m**3)": (700, 1700),
+               "wv (m/s)": (0, 120), "max. wv (m/s)": (0, 120), "wd (deg)": (0, 360)}
+# A cell further than this many robust spreads (IQR) from its column's median is refused as absurd.
+OUTLIER_FACTOR = 100
 
 
 def _fail(path, line, column, msg) -> None:
@@ -50,10 +61,18 @@ def _time_report(times: np.ndarray) -> dict:
             "non_increasing": int(np.sum(dt < 0)), "gaps": int(big.sum()), "missing_slots": missing}
 
 
-def _apply_sentinel(values, names, path, policy, sentinel) -> dict:
-    """Count `sentinel` cells per column and apply `policy` in place; return {column: count}."""
+def _apply_sentinel(values, names, path, policy, sentinel, *, columns=SENTINEL_COLUMNS,
+                    elsewhere: str = "error") -> dict:
+    """Count `sentinel` cells per column and apply a policy in place; return {column: count}.
+
+    `policy` applies to `columns` (the wind columns, where the real file has -9999 error values);
+    `elsewhere` to every other column, where zeroing would invent a plausible-looking value (a -9999
+    temperature would become 0 degC), so it may only be refused, interpolated or kept.
+    """
     if policy not in SENTINEL_POLICIES:
         raise ValueError(f"sentinel_policy must be one of {SENTINEL_POLICIES}, got {policy!r}")
+    if elsewhere not in OTHER_SENTINEL_POLICIES:
+        raise ValueError(f"other_sentinel_policy must be one of {OTHER_SENTINEL_POLICIES}, got {elsewhere!r}")
     counts = {}
     if sentinel is None:
         return counts
@@ -62,11 +81,16 @@ def _apply_sentinel(values, names, path, policy, sentinel) -> dict:
         if not bad.any():
             continue
         counts[name] = int(bad.sum())
-        if policy == "error":
-            _fail(path, int(np.argmax(bad)) + 2, name, f"sentinel value {sentinel} (sentinel_policy='error')")
-        if policy == "zero":  # the TensorFlow tutorial's fix for the wind columns
+        how = policy if name in columns else elsewhere
+        if how == "error":
+            hint = ("(sentinel_policy='error')" if name in columns else
+                    f"outside the wind columns {list(columns)}, where it is refused by default: pass "
+                    "--sentinel-elsewhere interpolate (or keep) to accept it")
+            _fail(path, int(np.argmax(bad)) + 2, name,
+                  f"sentinel value {sentinel} in {counts[name]} row(s) {hint}")
+        if how == "zero":  # the TensorFlow tutorial's fix for the wind columns
             values[bad, j] = 0.0
-        elif policy == "interpolate":
+        elif how == "interpolate":
             if bad.all():
                 _fail(path, 2, name, "every value is the sentinel; nothing to interpolate from")
             idx = np.arange(len(values))
@@ -74,39 +98,120 @@ def _apply_sentinel(values, names, path, policy, sentinel) -> dict:
     return counts
 
 
+def _robust_scale(col: np.ndarray) -> tuple[float, float]:
+    """Return (median, spread) of one column: its IQR, else its 1-99 % range, else max(|median|, 1)."""
+    q01, q25, med, q75, q99 = np.percentile(col, [1, 25, 50, 75, 99])
+    spread = q75 - q25 if q75 > q25 else (q99 - q01 if q99 > q01 else max(abs(med), 1.0))
+    return float(med), float(spread)
+
+
+def _check_values(values, names, path, policy, bounds, skip) -> dict:
+    """Refuse physically impossible values (outside `bounds`) and values that dwarf the column's spread.
+
+    A value is absurd when ``|x - median| > OUTLIER_FACTOR * spread`` (``_robust_scale``): one 1e30 cell
+    would otherwise make the training statistics meaningless and every normalised error look like zero.
+    `skip` [N, F] marks cells to leave alone (kept sentinels). With ``policy="keep"`` nothing is refused
+    and the counts are reported. Returns {column: count of flagged cells}.
+    """
+    if policy not in OUTLIER_POLICIES:
+        raise ValueError(f"outlier_policy must be one of {OUTLIER_POLICIES}, got {policy!r}")
+    counts = {}
+    for j, name in enumerate(names):
+        col = values[:, j]
+        ok = ~skip[:, j]
+        if not ok.any():
+            continue
+        med, spread = _robust_scale(col[ok])
+        lo, hi = bounds.get(name, (-np.inf, np.inf))
+        impossible = ok & ((col < lo) | (col > hi))
+        absurd = ok & (np.abs(col - med) > OUTLIER_FACTOR * spread)
+        bad = impossible | absurd
+        if not bad.any():
+            continue
+        counts[name] = int(bad.sum())
+        if policy == "error":
+            i = int(np.argmax(bad))
+            why = (f"outside the physically possible range [{lo:g}, {hi:g}]" if impossible[i] else
+                   f"more than {OUTLIER_FACTOR} times the column's robust spread ({spread:.4g}) from its median "
+                   f"({med:.4g})")
+            _fail(path, i + 2, name, f"value {col[i]!r} is {why}; {counts[name]} such value(s) in this column. "
+                  "A corrupt cell? Fix the file, or pass --outliers keep to use it as it is")
+    return counts
+
+
+def _header_problem(header: list[str], expect: tuple[str, ...]) -> tuple[str, str | None]:
+    """Describe how `header` differs from `expect` (renamed at the same place, missing, extra, out of order).
+
+    Returns:
+      (description, the first column concerned or None).
+    """
+    parts = []
+    renamed = [(e, h) for e, h in zip(expect, header) if e != h and e not in header and h not in expect]
+    if renamed:
+        parts.append("renamed " + ", ".join(f"{e!r} -> {h!r}" for e, h in renamed))
+    gone = {e for e, _ in renamed}
+    new = {h for _, h in renamed}
+    missing = [c for c in expect if c not in header and c not in gone]
+    extra = [c for c in header if c not in expect and c not in new]
+    if missing:
+        parts.append(f"missing columns {missing}")
+    if extra:
+        parts.append(f"unexpected columns {extra}")
+    first = next(iter([h for _, h in renamed] + missing + extra), None)
+    return "; ".join(parts) or "columns out of order", first
+
+
+def parse_header(path, line: str) -> list[str]:
+    """Split a CSV header line into its names; refuse empty or repeated names (pandas would rename them)."""
+    header = next(csv.reader([line]), [])
+    if not header or header == [""]:
+        _fail(path, 1, None, "empty file (no header)")
+    for k, name in enumerate(header):
+        if not name.strip():
+            _fail(path, 1, None, f"header field {k + 1} is empty (every column needs a name)")
+        if name in header[:k]:
+            _fail(path, 1, name, "column name appears twice in the header")
+    return header
+
+
+def is_jena_like(header: list[str]) -> bool:
+    """Whether a header claims to be Jena's: "Date Time" first, or at least 3 of Jena's column names."""
+    return bool(header) and (header[0] == "Date Time" or len(set(header) & set(JENA_COLUMNS)) >= 3)
+
+
 def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | None = None,
              columns=None, target: str | None = None, sentinel_policy: str = "zero",
-             sentinel: float | None = -9999.0, drop_duplicates: bool = False,
-             _expect: tuple[str, ...] | None = None) -> Table:
-    """Read a CSV (.csv, .csv.gz, .csv.zip) of a time column plus numeric columns into a `Table`.
+             sentinel: float | None = -9999.0, other_sentinel_policy: str = "error",
+             outlier_policy: str = "error", drop_duplicates: bool = False,
+             max_bytes: int = MAX_TEXT_BYTES, _expect: tuple[str, ...] | None = None,
+             _bounds: dict | None = None) -> Table:
+    """Read a CSV (.csv, or compressed .zip/.gz/.bz2/.xz) of a time column plus numeric columns into a `Table`.
 
     Args:
-      path: file to read; compression is inferred from the extension.
+      path: file to read; compression is inferred from the extension (``jena_rnn.archive``: bounded).
       time_column: timestamp column name, or None when the file has none.
       time_format: strptime format of the timestamps; None lets pandas infer it.
       columns: feature columns to keep, in this order; None keeps every column except the time column.
       target: a column that must be among the kept ones (checked here so the error names the file).
-      sentinel_policy: what to do with `sentinel` cells: zero | interpolate (linear in row index) |
-        keep | error. Counts per column are always reported.
+      sentinel_policy: what to do with `sentinel` cells in the wind columns (``SENTINEL_COLUMNS``):
+        zero | interpolate (linear in row index) | keep | error. Counts per column are always reported.
       sentinel: the error value (-9999.0 in the Jena wind columns); None disables the check.
+      other_sentinel_policy: `sentinel` cells in any other column: error (default) | interpolate | keep.
+      outlier_policy: error (default): refuse absurd values (``_check_values``); keep: report them only.
       drop_duplicates: opt-in: drop rows whose timestamp repeats an earlier one (count is reported).
+      max_bytes: refuse a file that is, or inflates to, more than this many bytes.
     Returns:
       Table(times [N] datetime64[ns] or None, values [N, F] float32, columns, report).
     Raises:
       ValueError naming the file, the 1-based file line (header = line 1) and the column.
     """
     path = str(path)
-    try:
-        header = list(pd.read_csv(path, nrows=0, index_col=False).columns)
-    except pd.errors.EmptyDataError:
-        _fail(path, 1, None, "empty file (no header)")
+    text = read_text(path, max_bytes=max_bytes)
+    header = parse_header(path, text.split("\n", 1)[0].rstrip("\r"))
     if _expect is not None and tuple(header) != _expect:
-        missing = [c for c in _expect if c not in header]
-        extra = [c for c in header if c not in _expect]
-        detail = f"missing columns {missing}" if missing else ""
-        detail += ("; " if missing and extra else "") + (f"unexpected columns {extra}" if extra else "")
-        _fail(path, 1, (missing + extra)[0] if missing + extra else None,
-              f"header is not the Jena header: {detail or 'columns out of order'}; got {header}")
+        problem, column = _header_problem(header, _expect)
+        _fail(path, 1, column, f"header is not the Jena header: {problem}; got {header}. "
+              "Fix the header, or describe the file (--columns, --time-column) to read it as a generic CSV")
     if time_column is not None and time_column not in header:
         _fail(path, 1, time_column, f"time column not in header {header}")
     names = [c for c in header if c != time_column] if columns is None else list(columns)
@@ -119,15 +224,15 @@ def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | 
     try:
         with warnings.catch_warnings():  # pandas only warns when the first data row has extra fields
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(path, dtype={c: np.float64 for c in names} | ({time_column: str} if time_column else {}),
-                             **read)
+            df = pd.read_csv(io.StringIO(text), dtype={c: np.float64 for c in names}
+                             | ({time_column: str} if time_column else {}), **read)
     except pd.errors.ParserWarning as e:
         _fail(path, 2, None, f"wrong number of fields (extra columns?): {e}")
     except pd.errors.ParserError as e:  # e.g. "Expected 15 fields in line 7, saw 16" (file line numbers)
         m = re.search(r"line (\d+)", str(e))
         _fail(path, m.group(1) if m else "?", None, f"wrong number of fields (extra columns?): {e}")
     except ValueError:  # a non-numeric cell: re-read as text to find where
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, **read)
+        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, **read)
         for c in names:
             num = pd.to_numeric(df[c], errors="coerce").to_numpy()
             bad = np.isnan(num) & (df[c].str.strip() != "").to_numpy() & (df[c].str.lower() != "nan").to_numpy()
@@ -155,8 +260,13 @@ def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | 
             _fail(path, i + 2, time_column, f"unparseable date {raw.iloc[i]!r} (format {time_format!r})")
         times = parsed.to_numpy(dtype="datetime64[ns]")
     report = {"file": path, "rows": len(values), "columns": len(names), "sentinel": sentinel,
-              "sentinel_policy": sentinel_policy, "dropped_duplicates": 0}
-    report["sentinel_counts"] = _apply_sentinel(values, names, path, sentinel_policy, sentinel)
+              "sentinel_policy": sentinel_policy, "other_sentinel_policy": other_sentinel_policy,
+              "outlier_policy": outlier_policy, "dropped_duplicates": 0}
+    kept = (values == sentinel) if sentinel is not None else np.zeros(values.shape, bool)
+    report["sentinel_counts"] = _apply_sentinel(values, names, path, sentinel_policy, sentinel,
+                                                elsewhere=other_sentinel_policy)
+    kept &= values == sentinel  # sentinels still there were kept on purpose: not outliers
+    report["outlier_counts"] = _check_values(values, names, path, outlier_policy, _bounds or {}, kept)
     if times is not None:
         report.update(_time_report(times))
         if drop_duplicates:
@@ -167,14 +277,22 @@ def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | 
     return Table(times, values.astype(np.float32), tuple(names), report)
 
 
-def load_jena(path, *, sentinel_policy: str = "zero", drop_duplicates: bool = False) -> Table:
+def load_jena(path, *, sentinel_policy: str = "zero", other_sentinel_policy: str = "error",
+              outlier_policy: str = "error", time_format: str = JENA_TIME_FORMAT, columns=None,
+              drop_duplicates: bool = False, max_bytes: int = MAX_TEXT_BYTES) -> Table:
     """Read the Jena climate file (or a file in its exact format) and check its 15-column header.
 
-    Dates are parsed with ``%d.%m.%Y %H:%M:%S``; -9999.0 cells (the wind columns) follow
-    `sentinel_policy` (default "zero", as in the TensorFlow tutorial). See `load_csv` for the rest.
+    Anything but the exact header (quoted ``"Date Time"`` and the 14 names, in order) is refused, naming
+    what is renamed, missing or extra. Dates are parsed with `time_format` (default ``%d.%m.%Y %H:%M:%S``);
+    -9999.0 cells in the wind columns follow `sentinel_policy` (default "zero", as in the TensorFlow
+    tutorial), elsewhere `other_sentinel_policy`; values outside ``JENA_BOUNDS`` (physically impossible)
+    or far outside a column's spread follow `outlier_policy`. `columns` selects features (default all 14).
+    See `load_csv` for the rest.
     """
-    return load_csv(path, time_column="Date Time", time_format=JENA_TIME_FORMAT, sentinel_policy=sentinel_policy,
-                    drop_duplicates=drop_duplicates, _expect=("Date Time",) + JENA_COLUMNS)
+    return load_csv(path, time_column="Date Time", time_format=time_format, columns=columns,
+                    sentinel_policy=sentinel_policy, other_sentinel_policy=other_sentinel_policy,
+                    outlier_policy=outlier_policy, drop_duplicates=drop_duplicates, max_bytes=max_bytes,
+                    _expect=("Date Time",) + JENA_COLUMNS, _bounds=JENA_BOUNDS)
 
 
 def download_jena(dest_dir, *, url: str = JENA_URL, sha256: str | None = None, timeout: float = 30,

@@ -276,7 +276,7 @@ def test_load_dataset_general_csv(tmp_path):
     path = tmp_path / "other.csv"
     path.write_text("when,a,T (degC)\n" + rows + "\n")
     cfg = DataConfig(path=str(path), time_column="when", time_format="%Y-%m-%d %H:%M", lookback=4, step=2,
-                     delay=1, train=(0, 12), val=(12, 18), test=(16, None))
+                     delay=1, train=(0, 10), val=(10, 16), test=(16, None))
     ds = data.load_dataset(cfg)
     assert ds.columns == ("a", "T (degC)") and ds.target_col == 1 and ds.times[1] == np.datetime64("2020-01-01T01:00")
 
