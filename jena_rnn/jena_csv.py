@@ -134,7 +134,7 @@ def _check_values(values, names, path, policy, bounds, skip) -> dict:
             why = (f"outside the physically possible range [{lo:g}, {hi:g}]" if impossible[i] else
                    f"more than {OUTLIER_FACTOR} times the column's robust spread ({spread:.4g}) from its median "
                    f"({med:.4g})")
-            _fail(path, i + 2, name, f"value {col[i]!r} is {why}; {counts[name]} such value(s) in this column. "
+            _fail(path, i + 2, name, f"value {float(col[i])!r} is {why}; {counts[name]} such value(s) in this column. "
                   "A corrupt cell? Fix the file, or pass --outliers keep to use it as it is")
     return counts
 
@@ -250,7 +250,7 @@ def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | 
     big = ~(np.abs(values) <= np.finfo(np.float32).max)  # inf, or overflows to inf as float32
     if big.any():
         i, j = np.argwhere(big)[0]
-        _fail(path, int(i) + 2, names[j], f"infinite or out-of-range value {values[i, j]!r}")
+        _fail(path, int(i) + 2, names[j], f"infinite or out-of-range value {float(values[i, j])!r}")
     times = None
     if time_column is not None:
         raw = df[time_column]

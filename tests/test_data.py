@@ -14,21 +14,8 @@ import pytest
 from jena_rnn import data, jena_csv
 from jena_rnn.config import DataConfig
 from jena_rnn.synthetic import JENA_COLUMNS, synthetic_jena
+from jena_files import HEAD, HEAD_ROWS, HEADER, jena_lines, write  # noqa: F401
 from lecture_generator import generator
-
-HEAD = Path(__file__).parent / "data" / "jena_head.csv"
-HEADER, *HEAD_ROWS = HEAD.read_text().splitlines()
-
-
-def jena_lines(n_extra=40):
-    """The real head rows plus `n_extra` synthetic rows continuing the 10-minute grid, as text lines."""
-    table = synthetic_jena(n_rows=12 + n_extra, seed=3)
-    body = []
-    for t, row in zip(np.datetime_as_string(table.times[12:], unit="s"), table.values[12:]):
-        date = f"{t[8:10]}.{t[5:7]}.{t[0:4]} {t[11:19]}"
-        body.append(date + "," + ",".join(f"{v:.2f}" for v in row))
-    return [HEADER] + HEAD_ROWS + body
-
 
 def messy_lines():
     """Head + continuation with one -9999.0 in each wind column, a duplicated row and a missing slot."""
@@ -39,20 +26,6 @@ def messy_lines():
     lines.insert(30, lines[30])  # duplicated timestamp: file lines 31 and 32
     del lines[40]  # one missing 10-minute slot
     return lines
-
-
-def write(tmp_path, lines, name="jena.csv"):
-    text = "\n".join(lines) + "\n"
-    path = tmp_path / name
-    if name.endswith(".gz"):
-        with gzip.open(path, "wt", newline="") as f:
-            f.write(text)
-    elif name.endswith(".zip"):
-        with zipfile.ZipFile(path, "w") as z:
-            z.writestr(name[:-4], text)
-    else:
-        path.write_text(text)
-    return path
 
 
 def test_head_rows_load_exactly():
