@@ -219,13 +219,14 @@ def apply_sets(cfg: Config, sets: list[str]) -> Config:
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (plus where to find help), not the whole usage.
 
-    Negative numbers in exponent form (``--lr -1e-3``) are values, not options: argparse's own pattern
-    knows only ``-1`` and ``-.5``, and would answer "expected one argument" instead of the range error.
+    Every word that starts with a minus and a digit is a value, not an option (no option here starts with
+    a digit): argparse's own pattern knows only ``-1`` and ``-.5``, so ``--lr -1e-3`` or a sweep's
+    ``--lr -1e-3,1e-3`` would get "expected one argument" instead of the range error.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message: str):
         print(f"{self.prog}: error: {message}\n(see `{self.prog} --help`)", file=sys.stderr)
