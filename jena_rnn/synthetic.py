@@ -19,6 +19,7 @@ import gzip
 import io
 import os
 import tempfile
+import warnings
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -185,9 +186,18 @@ def default_table(cache_dir=None, n_rows: int = 420_551, seed: int = 0) -> Table
     root = Path(cache_dir or os.environ.get("JENA_RNN_CACHE") or Path.home() / ".cache" / "jena_rnn")
     file = root / f"synthetic_v{SYNTHETIC_VERSION}_seed{seed}_rows{n_rows}.npz"
     if file.exists():
-        with np.load(file, allow_pickle=False) as z:
-            return Table(z["times"].astype("datetime64[ns]"), z["values"], tuple(z["columns"].tolist()),
-                         _report(n_rows, seed) | {"file": str(file), "cached": True})
+        try:
+            with np.load(file, allow_pickle=False) as z:
+                cached = Table(z["times"].astype("datetime64[ns]"), z["values"], tuple(z["columns"].tolist()),
+                               _report(n_rows, seed) | {"file": str(file), "cached": True})
+            if cached.values.shape != (n_rows, len(JENA_COLUMNS)) or cached.columns != JENA_COLUMNS \
+                    or cached.times.shape != (n_rows,) or not np.isfinite(cached.values).all():
+                raise ValueError(f"holds {cached.values.shape} values for columns {cached.columns}")
+            return cached
+        except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as e:
+            # the cache is this project's own file: a damaged one is rebuilt (os.replace below), never used
+            warnings.warn(f"{file}: damaged synthetic-data cache ({type(e).__name__}: {e}); generating it again",
+                          stacklevel=2)
     table = synthetic_jena(n_rows, seed)
     root.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=root, prefix=".synthetic-", suffix=".npz")

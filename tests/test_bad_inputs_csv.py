@@ -326,3 +326,23 @@ def test_cli_overlap_flag_reaches_the_config(tmp_path, capsys):
     assert "overlaps the train split" in capsys.readouterr().err
     assert cli.main(argv + ["--allow-overlap"]) == 0
     assert json.loads(capsys.readouterr().out)["val_mae"] > 0
+
+
+# --------------------------------------------------------------------------- (4) the project's own cache
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "wrong-shape"])
+def test_a_damaged_synthetic_cache_is_rebuilt_with_a_warning(tmp_path, damage):
+    from jena_rnn import synthetic
+
+    fresh = synthetic.default_table(tmp_path, n_rows=300, seed=1)
+    (file,) = tmp_path.glob("synthetic_*.npz")
+    if damage == "truncated":
+        file.write_bytes(file.read_bytes()[:100])
+    elif damage == "garbage":
+        file.write_bytes(b"not an npz")
+    else:
+        np.savez(file, times=np.zeros(3, np.int64), values=np.zeros((3, 14), np.float32),
+                 columns=np.array(fresh.columns))
+    with pytest.warns(UserWarning, match=r"damaged synthetic-data cache"):
+        again = synthetic.default_table(tmp_path, n_rows=300, seed=1)
+    np.testing.assert_array_equal(again.values, fresh.values)
+    assert synthetic.default_table(tmp_path, n_rows=300, seed=1).report["cached"]  # rebuilt on disk
