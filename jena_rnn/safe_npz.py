@@ -38,9 +38,9 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 MiB = 1 << 20
-# Keras's imdb.npz is about 17 MB compressed, each member a few tens of MB inflated; 512 MiB per member
-# and 1 GiB for the arrays read together are far beyond any real file yet bound the memory a crafted
-# archive (a few KB of deflate can claim gigabytes) can make the reader allocate.
+# Keras's imdb.npz is about 17 MB compressed (a synthetic file of its size inflates to 13 MB per review
+# array). 512 MiB per member and 1 GiB for the arrays read together are far beyond any real file, yet
+# bound what a crafted archive (a few KB of deflate can claim gigabytes) can make the reader allocate.
 MAX_MEMBER_BYTES = 512 * MiB
 MAX_TOTAL_BYTES = 1024 * MiB
 _CHUNK = 1 * MiB
