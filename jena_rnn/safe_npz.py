@@ -29,6 +29,7 @@ import io
 import math
 import os
 import pickle
+import reprlib
 import struct
 import zipfile
 import zlib
@@ -49,11 +50,32 @@ _INT_CODES = {f"{k}{n}" for k in "iu" for n in (1, 2, 4, 8)}
 
 
 # ---------------------------------------------------------------- restricted unpickling
-class _Name:
-    """What ``find_class("numpy", "ndarray")`` gives: a marker ``_reconstruct`` checks, not a constructor."""
+_abridged = reprlib.Repr()
+_abridged.maxstring = _abridged.maxother = 40
+_short = _abridged.repr  # the file's values in messages, abridged
 
 
-_NDARRAY = _Name()
+class _Admitted:
+    """A global ``find_class`` admits: calls ``fn``; pickle's BUILD on it is refused, so no file can set
+    attributes on these module-level objects."""
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, *args):
+        return self.fn(*args)
+
+    def __setstate__(self, state):
+        raise pickle.UnpicklingError("BUILD on an admitted global")
+
+
+def _not_callable(*args):
+    raise pickle.UnpicklingError("numpy.ndarray is admitted only as _reconstruct's first argument")
+
+
+_NDARRAY = _Admitted(_not_callable)
 
 
 class _Dtype:
@@ -61,7 +83,7 @@ class _Dtype:
 
     def __init__(self, code, align=False, copy=True):
         if type(code) is not str or code not in _INT_CODES | {"O4", "O8"}:
-            raise pickle.UnpicklingError(f"dtype {code!r} is not admitted (object or integer only)")
+            raise pickle.UnpicklingError(f"dtype {_short(code)} is not admitted (object or integer only)")
         self.dtype = np.dtype(object if code[0] == "O" else code)
 
     def __setstate__(self, state):
@@ -84,7 +106,7 @@ class _Array:
             raise pickle.UnpicklingError("array state is not numpy's (1, shape, dtype, fortran, data)")
         _, shape, dt, _, raw = state
         if type(shape) is not tuple or len(shape) != 1 or type(shape[0]) is not int or shape[0] < 0:
-            raise pickle.UnpicklingError(f"array shape {shape!r} is not 1-D")
+            raise pickle.UnpicklingError(f"array shape {_short(shape)} is not 1-D")
         if not isinstance(dt, _Dtype):
             raise pickle.UnpicklingError("array dtype is not a dtype")
         n = shape[0]
@@ -115,9 +137,10 @@ def _encode(text, encoding):
     return text.encode("latin1")
 
 
-ADMITTED_GLOBALS = {("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-                    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-                    ("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): _Dtype, ("_codecs", "encode"): _encode}
+ADMITTED_GLOBALS = {("numpy._core.multiarray", "_reconstruct"): _Admitted(_reconstruct),
+                    ("numpy.core.multiarray", "_reconstruct"): _Admitted(_reconstruct),
+                    ("numpy", "ndarray"): _NDARRAY, ("numpy", "dtype"): _Admitted(_Dtype),
+                    ("_codecs", "encode"): _Admitted(_encode)}
 
 
 class _Unpickler(pickle.Unpickler):
@@ -125,8 +148,8 @@ class _Unpickler(pickle.Unpickler):
         try:
             return ADMITTED_GLOBALS[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refused global {module}.{name} (only numpy's array pickle is "
-                                         "admitted)") from None
+            raise pickle.UnpicklingError(f"refused global {_short(module)[1:-1]}.{_short(name)[1:-1]} (only "
+                                         "numpy's array pickle is admitted)") from None
 
     def persistent_load(self, pid):
         raise pickle.UnpicklingError("persistent ids are refused")
@@ -138,13 +161,17 @@ def _ragged(payload: bytes, n: int) -> np.ndarray:
     try:
         top = _Unpickler(stream, encoding="latin1").load()
     except Exception as e:  # the payload is untrusted: any failure in it is a refusal
-        raise ValueError(f"refused pickle ({type(e).__name__}: {e})") from None
+        raise ValueError(f"refused pickle ({type(e).__name__}: {str(e)[:300]})") from None
     if stream.tell() != len(payload):
         raise ValueError(f"{len(payload) - stream.tell()} bytes after the pickle")
     if not isinstance(top, _Array) or top.array is None or top.array.dtype != object or len(top.array) != n:
         raise ValueError(f"pickle is not a 1-D object array of {n} entries")
-    out = np.empty(n, dtype=object)
+    out, total = np.empty(n, dtype=object), 0
     for i, v in enumerate(top.array):
+        total += len(v) if type(v) is list else v.array.size if isinstance(v, _Array) and v.array is not None else 0
+        if total > len(payload):  # every integer of a real pickle costs at least a byte; memo references don't
+            raise ValueError(f"entries 0..{i} hold more integers ({total}) than the pickle has bytes "
+                             f"({len(payload)}): entries share references")
         if type(v) is list:
             if not set(map(type, v)) <= {int}:
                 raise ValueError(f"entry {i} holds {sorted({type(t).__name__ for t in v} - {'int'})}, not ints")
