@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import os
 import sys
 import time
@@ -36,6 +37,12 @@ from jena_rnn.models import count_params, dense, init_dense
 from jena_rnn.train import TrainState, make_optimizer
 
 Array = jax.Array
+# A [max_features, E] float32 embedding of 2**30 entries is 4 GiB, three times that with its gradient
+# and RMSprop state; Keras's whole IMDB vocabulary is 88,588 indices. Beyond it a run cannot fit memory.
+MAX_EMBEDDING_ENTRIES = 1 << 30
+# The padded token table [N, maxlen] int32 of all reviews; 2**31 entries (8 GiB) is past any machine's
+# use here and past int32 indexing.
+MAX_PADDED_TOKENS = (1 << 31) - 1
 HISTORY_FIELDS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "train_seconds", "step_ms",
                   "epoch_seconds")
 
@@ -59,11 +66,16 @@ class IMDBConfig:
 
     def __post_init__(self) -> None:
         for name in ("max_features", "maxlen", "embed_dim", "epochs", "batch_size", "synthetic_reviews"):
-            if int(getattr(self, name)) <= 0:
-                raise ValueError(f"IMDBConfig.{name} must be positive, got {getattr(self, name)!r}")
-        if self.max_features <= text.INDEX_FROM:
-            raise ValueError(f"IMDBConfig.max_features must exceed {text.INDEX_FROM}, got {self.max_features}")
-        if not 0.0 < self.validation_split < 1.0:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+                raise ValueError(f"IMDBConfig.{name} must be a positive integer, got {value!r}")
+        if self.max_features <= text.INDEX_FROM + 1:  # 0 pad, 1 start, 2 OOV; rank 1 is index 4
+            raise ValueError(f"IMDBConfig.max_features (--max-features) must be at least {text.INDEX_FROM + 2} "
+                             f"to keep any word, got {self.max_features}")
+        if self.max_features * self.embed_dim > MAX_EMBEDDING_ENTRIES:
+            raise ValueError(f"IMDBConfig.max_features (--max-features) {self.max_features} x embed_dim "
+                             f"{self.embed_dim} exceeds {MAX_EMBEDDING_ENTRIES} embedding entries")
+        if not isinstance(self.validation_split, numbers.Real) or not 0.0 < self.validation_split < 1.0:
             raise ValueError(f"IMDBConfig.validation_split must be in (0, 1), got {self.validation_split!r}")
         if not self.layers:
             raise ValueError("IMDBConfig.layers is empty")
@@ -232,9 +244,17 @@ def prepare(cfg: IMDBConfig, *, cache_dir=None, log=None) -> dict:
             text.write_synthetic_imdb(path, n_train=cfg.synthetic_reviews, n_test=cfg.synthetic_reviews,
                                       seed=cfg.synthetic_seed)
     (x_tr, y_tr), (x_te, y_te), vocab, rep = text.load_corpus(path, cfg.max_features)
+    for split, labels in (("training", y_tr), ("test", y_te)):
+        if len(labels) == 0:  # the readers refuse this too; an empty split fails deep inside JAX
+            raise ValueError(f"{path}: no {split} reviews")
     n_val = int(len(y_tr) * cfg.validation_split)
     if n_val == 0 or n_val == len(y_tr):
-        raise ValueError(f"{path}: {len(y_tr)} training reviews cannot be split {cfg.validation_split}")
+        raise ValueError(f"{path}: validation_split {cfg.validation_split} of {len(y_tr)} training reviews "
+                         f"leaves {n_val} validation and {len(y_tr) - n_val} training reviews; both need one")
+    cells = (len(y_tr) + len(y_te)) * cfg.maxlen
+    if cells > MAX_PADDED_TOKENS:
+        raise ValueError(f"{path}: --maxlen {cfg.maxlen} pads {len(y_tr) + len(y_te)} reviews to {cells} tokens, "
+                         f"over {MAX_PADDED_TOKENS} (imdb.MAX_PADDED_TOKENS); lower --maxlen")
 
     def pad(seqs, labels):
         x, lengths = text.pad_sequences(seqs, cfg.maxlen)

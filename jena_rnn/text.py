@@ -5,7 +5,8 @@ vocabulary, and a word of frequency rank ``r`` (1 = most frequent) has index ``r
 below ``max_features`` are kept (Keras's ``num_words``), so ranks ``1 .. max_features - 4`` survive.
 
 - ``imdb.npz`` (Keras): keys ``x_train, y_train, x_test, y_test``; the x arrays are ragged object
-  arrays of *unshifted* ranks (``load_data`` adds the start token and the shift of 3).
+  arrays of *unshifted* ranks (``load_data`` adds the start token and the shift of 3). It is read by
+  ``safe_npz.read_npz``, which runs no pickle code and bounds decompression.
 - ``aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt`` (Maas et al.): one UTF-8 review per file;
   ``train/unsup`` and any other entries are ignored. The vocabulary is built from the training split.
 
@@ -19,14 +20,19 @@ import os
 import re
 import shutil
 import uuid
-import zipfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from jena_rnn import safe_npz
+
 PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3
 KERAS_SEED = 113  # imdb.load_data's shuffling seed
+# The longest real IMDB review is about 14 KB and Keras's imdb_word_index.json about 1.6 MB; files
+# far beyond that are not reviews or word indices, and reading them whole could exhaust memory.
+MAX_REVIEW_BYTES = 8 << 20
+MAX_WORD_INDEX_BYTES = 256 << 20
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 
 
@@ -46,7 +52,10 @@ def _shuffle(*splits):
 
 
 def read_review(path: Path) -> str:
-    """Return the text of one review file; raise ``ValueError`` naming it if not UTF-8 or empty."""
+    """Return the text of one review file; raise ``ValueError`` naming it if too big, not UTF-8 or empty."""
+    size = path.stat().st_size
+    if size > MAX_REVIEW_BYTES:
+        raise ValueError(f"{path}: {size} bytes, over the {MAX_REVIEW_BYTES} byte cap for one review")
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
@@ -65,7 +74,8 @@ def read_acl_split(root: str | os.PathLike, split: str, *, skip_empty: bool = Fa
       reviews skipped (only with ``skip_empty``) and ignored non-``.txt`` entries.
     Raises:
       FileNotFoundError: a missing ``split/pos`` or ``split/neg`` folder (named).
-      ValueError: a non-UTF-8 file, or an empty review unless ``skip_empty`` (the file is named).
+      ValueError: a non-UTF-8 file, or an empty review unless ``skip_empty`` (the file is named); a
+      split with no reviews at all (the folder is named).
     """
     texts, labels, report = [], [], {"skipped_empty": [], "ignored": 0}
     for label, name in ((1, "pos"), (0, "neg")):
@@ -86,6 +96,8 @@ def read_acl_split(root: str | os.PathLike, split: str, *, skip_empty: bool = Fa
             labels.append(label)
             count += 1
         report[name] = count
+    if not labels:
+        raise ValueError(f"{Path(root) / split}: no reviews (pos/ and neg/ hold no non-empty .txt files)")
     return texts, np.asarray(labels, np.int32), report
 
 
@@ -113,6 +125,9 @@ def load_acl_imdb(root: str | os.PathLike, max_features: int, *, skip_empty: boo
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder")
+    if not (root / "train").is_dir() and not (root / "test").is_dir():
+        raise FileNotFoundError(f"{root}: neither an aclImdb folder (train/, test/) nor a folder holding "
+                                "aclImdb/ or imdb.npz")
     tr_texts, y_train, tr_rep = read_acl_split(root, "train", skip_empty=skip_empty)
     te_texts, y_test, te_rep = read_acl_split(root, "test", skip_empty=skip_empty)
     tr_tok = [tokenize(t) for t in tr_texts]
@@ -125,56 +140,74 @@ def load_acl_imdb(root: str | os.PathLike, max_features: int, *, skip_empty: boo
     return train, test, vocab, report
 
 
+def _labels(path: Path, name: str, ys: np.ndarray, n: int) -> np.ndarray:
+    if ys.ndim != 1 or ys.dtype.kind not in "iu":
+        raise ValueError(f"{path}: {name} has dtype {ys.dtype} and shape {ys.shape}; expected 1-D integer 0/1 labels")
+    if len(ys) != n:
+        raise ValueError(f"{path}: x_{name[2:]} has {n} reviews but {name} has {len(ys)} labels")
+    if not np.isin(ys, (0, 1)).all():
+        raise ValueError(f"{path}: {name} must hold 0/1 labels, got values {np.unique(ys)[:5].tolist()}")
+    return ys.astype(np.int32)
+
+
 def load_keras_npz(path: str | os.PathLike, max_features: int):
     """Read Keras's ``imdb.npz`` (ragged object arrays of unshifted ranks) as ``load_data`` would.
+
+    The file is read by ``safe_npz.read_npz``: no pickle code runs (the unpickler admits only numpy's
+    array pickle) and decompression is bounded.
 
     Returns:
       ((x_train, y_train), (x_test, y_test), report); x as lists of index lists with the start token,
       the shift of 3 and ``index >= max_features`` mapped to OOV.
     Raises:
-      FileNotFoundError / ValueError: naming ``path`` (missing, not a zip, missing keys, bad entries).
+      FileNotFoundError / ValueError: naming ``path`` (missing, not a zip, missing keys, a refused or
+      corrupt member, bad labels, ranks below 1, an empty split).
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=True) as f:
-            missing = [k for k in ("x_train", "y_train", "x_test", "y_test") if k not in f.files]
-            if missing:
-                raise ValueError(f"{path}: missing arrays {missing} (has {sorted(f.files)})")
-            arrays = {k: f[k] for k in ("x_train", "y_train", "x_test", "y_test")}
-    except (OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
-    except (ValueError, KeyError) as e:  # np.load's pickle/format errors
-        raise ValueError(str(e) if str(e).startswith(str(path)) else f"{path}: corrupt .npz ({e})") from None
+    arrays = safe_npz.read_npz(path, numeric=("y_train", "y_test"), ragged=("x_train", "x_test"))
     splits = []
     for name in ("train", "test"):
-        xs, ys = arrays[f"x_{name}"], np.asarray(arrays[f"y_{name}"])
-        if len(xs) != len(ys):
-            raise ValueError(f"{path}: x_{name} has {len(xs)} reviews but y_{name} has {len(ys)} labels")
-        if not np.isin(ys, (0, 1)).all():
-            raise ValueError(f"{path}: y_{name} must hold 0/1 labels, got values {np.unique(ys)[:5]}")
+        xs = arrays[f"x_{name}"]
+        if len(xs) == 0:
+            raise ValueError(f"{path}: x_{name} holds no reviews")
+        ys = _labels(path, f"y_{name}", arrays[f"y_{name}"], len(xs))
         seqs = []
-        for i, x in enumerate(xs):
-            ranks = np.asarray(x)
-            if ranks.ndim != 1 or (ranks.size and (ranks.dtype.kind not in "iu" or ranks.min() < 1)):
-                raise ValueError(f"{path}: x_{name}[{i}] is not a sequence of positive word ranks")
-            idx = ranks.astype(np.int64) + INDEX_FROM
+        for i, ranks in enumerate(xs):
+            if ranks.size and ranks.min() < 1:
+                raise ValueError(f"{path}: x_{name}[{i}] holds rank {ranks.min()}; word ranks start at 1")
+            idx = ranks + INDEX_FROM
             seqs.append([START] + np.where(idx < max_features, idx, OOV).tolist())
-        splits.append((seqs, ys.astype(np.int32)))
+        splits.append((seqs, ys))
     train, test = _shuffle(*splits)
     return train, test, {"format": "keras_npz", "source": str(path),
                          "train": len(train[1]), "test": len(test[1])}
 
 
 def load_word_index(path: str | os.PathLike) -> dict[str, int]:
-    """Read ``imdb_word_index.json`` (word -> unshifted rank); raise ``ValueError`` naming a bad file."""
+    """Read ``imdb_word_index.json`` (word -> unshifted rank >= 1, ranks distinct).
+
+    Raises:
+      FileNotFoundError / ValueError: naming ``path`` (missing, over ``MAX_WORD_INDEX_BYTES``, not
+      UTF-8, not JSON, not an object of distinct positive integer ranks).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    size = path.stat().st_size
+    if size > MAX_WORD_INDEX_BYTES:
+        raise ValueError(f"{path}: {size} bytes, over the {MAX_WORD_INDEX_BYTES} byte cap for a word index")
     try:
-        index = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: not a JSON word index ({e})") from None
-    if not isinstance(index, dict) or not all(isinstance(v, int) for v in index.values()):
-        raise ValueError(f"{path}: expected a JSON object mapping words to integer ranks")
+        index = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise ValueError(f"{path}: not a UTF-8 JSON word index ({type(e).__name__}: {e})") from None
+    if not isinstance(index, dict):
+        raise ValueError(f"{path}: expected a JSON object mapping words to integer ranks, got {type(index).__name__}")
+    for word, rank in index.items():
+        if type(rank) is not int or rank < 1:
+            raise ValueError(f"{path}: word {word!r} has rank {rank!r}; expected an integer >= 1")
+    if len(set(index.values())) != len(index):
+        dup = Counter(index.values()).most_common(1)[0][0]
+        raise ValueError(f"{path}: rank {dup} is given to more than one word")
     return index
 
 
@@ -204,6 +237,9 @@ def pad_sequences(seqs, maxlen: int) -> tuple[np.ndarray, np.ndarray]:
 def load_corpus(path: str | os.PathLike, max_features: int):
     """Dispatch on ``path``: an ``.npz`` file, an ``aclImdb`` folder, or a folder holding either.
 
+    Any regular file is read as an ``.npz`` (``safe_npz``: a file that is not a zip is refused and
+    nothing in it runs), whatever its name.
+
     Returns:
       ((x_train, y_train), (x_test, y_test), vocab or None, report) as the readers above.
     """
@@ -213,9 +249,13 @@ def load_corpus(path: str | os.PathLike, max_features: int):
             if inner.exists():
                 path = inner
                 break
-    if path.suffix == ".npz" or path.is_file():
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file or folder")
+    if path.is_file():
         train, test, report = load_keras_npz(path, max_features)
         return train, test, None, report
+    if not path.is_dir():
+        raise ValueError(f"{path}: neither a regular file (.npz) nor a folder (aclImdb)")
     return load_acl_imdb(path, max_features)
 
 
