@@ -482,7 +482,7 @@ def resume(run_dir: str | os.PathLike, like: Any) -> tuple[Any, dict]:
     """
     run_dir = Path(run_dir)
     state, meta, damaged = _restore_readable(run_dir, like, "latest")
-    if damaged:
+    if damaged and distributed.is_main():  # under jax.distributed, process 0 alone writes
         root = run_dir / _CKPT
         moved = []
         for epoch, _ in damaged:
