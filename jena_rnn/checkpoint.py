@@ -12,7 +12,9 @@ On-disk layout of one run directory::
           state/               orbax PyTree checkpoint of the flattened leaves {"leaf_0000": ..., ...}
           tree.json            one entry per leaf of the saved pytree: key path, shape, dtype, kind
           meta.json            {"epoch", "history", "config"}
-        .tmp-epoch_0004-...    a save in progress (or abandoned by a crash); never read
+          files.json           size and SHA-256 of every file under state/, checked before a restore
+        .jena-rnn-tmp-epoch_0004.<pid>.<uuid>   a save in progress (or abandoned by a crash); never read
+        damaged-epoch_0005.<uuid>               a damaged checkpoint set aside by a resume; never deleted
 
 Crash-safety argument. A checkpoint is built completely inside a fresh temporary directory in
 `checkpoints/` (same file system as its final name), fsynced file by file, and only then renamed
@@ -25,9 +27,22 @@ never pruned. Hence a process killed at any instant leaves `LATEST` naming a com
 checkpoint before its successor is committed. A complete `epoch_NNNN` newer than `LATEST` (killed
 between rename and pointer update) is not used by `latest`: the pointer decides. If the pointer
 itself is missing or names a broken directory, `latest` falls back to the newest complete
-directory and warns. Leftover `.tmp-*` directories are ignored and removed by the next `save`.
-`save` never overwrites a committed checkpoint (epoch <= LATEST): it raises `FileExistsError`.
-One writer per run directory is assumed.
+directory and warns. `save` never overwrites a committed checkpoint (epoch <= LATEST): it raises
+`FileExistsError`. One writer per run directory is assumed (`jena_rnn.loop.lock_run` enforces it).
+
+What is deleted. Only names this module made itself, and only inside `checkpoints/`: checkpoints beyond
+`keep` that no pointer names, and stale temporaries of its own unmistakable pattern
+``.jena-rnn-tmp-<what>.<pid>.<32 hex digits>`` whose writing process (the pid) is no longer alive or is
+this one. Anything else in the run directory or in `checkpoints/` (a user's `.tmp-notes`, say) is never
+touched. Temporaries beside `config.json` and `history.json` are removed by the writer on an error; one
+left by a killed process stays (it is outside `checkpoints/`).
+
+Damage. A checkpoint whose files are unreadable, truncated or altered (`files.json` records each file's
+size and SHA-256; orbax's zstd chunks can decode silently to wrong numbers after a flipped byte) is
+skipped with a warning naming it: `restore` falls back to the newest readable checkpoint (also for
+``which="best"``), and raises one clear error naming the run directory and every damaged checkpoint
+only when none is readable. Checkpoints written before `files.json` are read as they are (a damaged
+one still falls back, but orbax may then print its own noise).
 
 Leaves are stored as numpy arrays through `ocp.PyTreeCheckpointer` (synchronous: `save` returns
 after the data is on disk, with no background threads). `restore` rebuilds the tree with the
@@ -43,8 +58,11 @@ saved by an older jena_rnn still resume, evaluate and predict).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
+import logging
 import os
+import re
 import shutil
 import uuid
 import warnings
@@ -66,7 +84,58 @@ LEGACY_LEAVES = (
     ("['hidden']['w']", "['hidden']['w_t']", lambda a: np.swapaxes(a, -1, -2)),
 )
 _PREFIX = "epoch_"
-_TMP = ".tmp-"
+_TMP = ".jena-rnn-tmp-"  # the project's own temporaries: `_tmp_name`, pruned only when stale
+_TMP_RE = re.compile(r"\.jena-rnn-tmp-.+\.(\d+)\.[0-9a-f]{32}")
+_DAMAGED = "damaged-"
+_FILES = "files.json"
+
+
+def _tmp_name(what: str) -> str:
+    """A temporary name that cannot be a user's: the project tag, what it is, this pid and a uuid."""
+    return f"{_TMP}{what}.{os.getpid()}.{uuid.uuid4().hex}"
+
+
+def _stale(name: str) -> bool:
+    """Whether ``name`` is one of this module's temporaries whose writer is gone (or is this process)."""
+    m = _TMP_RE.fullmatch(name)
+    if m is None:
+        return False
+    pid = int(m.group(1))
+    if pid == os.getpid():  # saves are synchronous: one of ours is left over from an earlier failure
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, someone else's
+        return False
+    return False
+
+
+class Damaged(ValueError):
+    """A checkpoint's files are unreadable or differ from what was written (message: which and why)."""
+
+
+def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
+    """Parse a JSON file; raise one clear error naming it.
+
+    Raises:
+      FileNotFoundError: ``path`` does not exist.   ValueError: it is not UTF-8 text or not valid JSON.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such {what}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}); the {what} is damaged") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a directory, expected a JSON {what}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+                         f"the {what} is damaged") from None
 
 
 def _on_stage(stage: str) -> None:
@@ -93,12 +162,16 @@ def _json_default(obj: Any) -> Any:
 
 def _write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` via a temp file in the same directory, fsync, then `os.replace`."""
-    tmp = path.with_name(f"{_TMP}{path.name}-{uuid.uuid4().hex}")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(_tmp_name(path.name))
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_path(path.parent)
 
 
@@ -107,16 +180,26 @@ def _dump(obj: Any) -> str:
 
 
 @contextlib.contextmanager
-def _quiet_absl():
-    """Silence orbax's absl INFO logging for the duration of the block, then restore the level."""
+def _quiet_absl(level=None):
+    """Silence orbax's absl logging (below ERROR, or below ``level``) for the block, then restore it.
+
+    ``level=logging.CRITICAL + 1`` (a restore that may meet damage) also silences the error reports of
+    orbax and asyncio: the damage becomes the one warning or error ``restore`` gives.
+    """
     from absl import logging as absl_logging
 
     old = absl_logging.get_verbosity()
-    absl_logging.set_verbosity(absl_logging.ERROR)
+    absl_logging.set_verbosity(absl_logging.ERROR if level is None else absl_logging.FATAL)
+    loggers = [logging.getLogger(n) for n in ("absl", "asyncio", "orbax")] if level is not None else []
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(level)
     try:
         yield
     finally:
         absl_logging.set_verbosity(old)
+        for lg, lv in zip(loggers, before):
+            lg.setLevel(lv)
 
 
 def _checkpointer():
@@ -172,15 +255,66 @@ def _epochs(run_dir: Path) -> list[int]:
 
 
 def _read_pointer(run_dir: Path, name: str) -> tuple[bool, int | None]:
-    """Return (pointer file exists, epoch it names if that checkpoint is complete else None)."""
+    """Return (pointer file exists, epoch it names if that checkpoint is complete else None).
+
+    A pointer that is not a short UTF-8 line naming ``epoch_NNNN`` (binary garbage, say) counts as broken.
+    """
     pointer = Path(run_dir) / _CKPT / name
     if not pointer.is_file():
         return False, None
-    target = pointer.read_text().strip()
+    try:
+        target = pointer.read_bytes()[:64].decode("utf-8").strip()
+    except (UnicodeDecodeError, OSError):
+        return True, None
     suffix = target[len(_PREFIX):]
     if target.startswith(_PREFIX) and suffix.isdigit() and _complete(pointer.parent / target):
         return True, int(suffix)
     return True, None
+
+
+def _committed(run_dir: Path) -> int | None:
+    """The newest committed epoch: LATEST's, or (LATEST broken) the newest complete one, as `latest`."""
+    epoch = _read_pointer(run_dir, "LATEST")[1]
+    if epoch is None:
+        epochs = _epochs(run_dir)
+        epoch = epochs[-1] if epochs else None
+    return epoch
+
+
+def _file_digests(state_dir: Path) -> dict[str, dict]:
+    """{path relative to ``state_dir``: {"bytes", "sha256"}} of every file below it."""
+    out = {}
+    for dirpath, _, filenames in os.walk(state_dir):
+        for name in sorted(filenames):
+            f = Path(dirpath) / name
+            h = hashlib.sha256()
+            with open(f, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            out[f.relative_to(state_dir).as_posix()] = {"bytes": f.stat().st_size, "sha256": h.hexdigest()}
+    return dict(sorted(out.items()))
+
+
+def _verify_files(ckpt_dir: Path) -> None:
+    """Raise `Damaged` if a file under state/ is missing or differs from ``files.json`` (if recorded)."""
+    manifest = ckpt_dir / _FILES
+    if not manifest.is_file():
+        return  # written before files.json existed: nothing to check against
+    try:
+        want = read_json(manifest, what="checkpoint file list")
+    except ValueError as e:
+        raise Damaged(str(e)) from None
+    state = ckpt_dir / "state"
+    for rel, spec in want.items():
+        f = state / rel
+        if not f.is_file():
+            raise Damaged(f"{f} is missing")
+        if f.stat().st_size != spec["bytes"]:
+            raise Damaged(f"{f} has {f.stat().st_size} bytes, {spec['bytes']} were written (truncated?)")
+    got = _file_digests(state) if want else {}
+    for rel, spec in want.items():
+        if got[rel]["sha256"] != spec["sha256"]:
+            raise Damaged(f"{state / rel} differs from what was written (SHA-256 mismatch)")
 
 
 def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[dict],
@@ -214,7 +348,7 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
     run_dir = Path(run_dir)
     root = run_dir / _CKPT
     final = root / _dir_name(epoch)
-    committed = _read_pointer(run_dir, "LATEST")[1]
+    committed = _committed(run_dir)
     if final.exists() and committed is not None and epoch <= committed:
         raise FileExistsError(f"{final} is already committed (LATEST is epoch {committed}); "
                               "continue from the latest checkpoint or use a new run directory")
@@ -233,12 +367,13 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
     if collective and not distributed.is_main():
         return final
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / f"{_TMP}{final.name}-{os.getpid()}-{uuid.uuid4().hex}"
+    tmp = root / _tmp_name(final.name)
     tmp.mkdir()
     if arrays:
         with _quiet_absl():
             _checkpointer().save((tmp / "state").absolute(), args=ocp.args.PyTreeSave(arrays))
     meta = {"epoch": epoch, "history": history, "config": config}
+    (tmp / _FILES).write_text(_dump(_file_digests(tmp / "state")))
     (tmp / "tree.json").write_text(_dump(entries))
     (tmp / "meta.json").write_text(_dump(meta))
     for dirpath, _, filenames in os.walk(tmp):
@@ -248,7 +383,7 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
     _on_stage("before_rename")
 
     if final.exists():  # newer than LATEST, so never committed (a crash before the pointer)
-        old = root / f"{_TMP}old-{final.name}-{uuid.uuid4().hex}"
+        old = root / _tmp_name(f"old-{final.name}")
         os.replace(final, old)
     os.replace(tmp, final)
     _fsync_path(root)
@@ -266,25 +401,30 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
 
 
 def _prune(run_dir: Path, keep: int) -> None:
-    """Delete checkpoints beyond the newest `keep` that neither pointer names, and stale temp dirs."""
+    """Delete checkpoints beyond the newest `keep` that neither pointer names, and our stale temporaries.
+
+    Only inside `checkpoints/`, and only names of this module's own patterns (`_stale`): a user's files,
+    whatever they are called, are never touched.
+    """
     root = run_dir / _CKPT
     protected = {_read_pointer(run_dir, name)[1] for name in ("LATEST", "BEST")}
     epochs = _epochs(run_dir)
     for epoch in epochs[:-keep]:
         if epoch not in protected:
             shutil.rmtree(root / _dir_name(epoch), ignore_errors=True)
-    for p in [*root.glob(_TMP + "*"), *run_dir.glob(_TMP + "*")]:
-        if p.is_dir():
-            shutil.rmtree(p, ignore_errors=True)
-        else:
-            p.unlink(missing_ok=True)
+    for p in root.iterdir():
+        if _stale(p.name):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
 
 
 def latest(run_dir: str | os.PathLike) -> int | None:
     """Return the epoch named by the LATEST pointer, or None if the run has no checkpoint.
 
-    If the pointer is missing or names an incomplete directory while complete checkpoints exist,
-    warn and return the newest complete epoch.
+    If the pointer is missing, unreadable or names an incomplete directory while complete checkpoints
+    exist, warn and return the newest complete epoch.
     """
     exists, epoch = _read_pointer(Path(run_dir), "LATEST")
     if epoch is not None:
@@ -292,7 +432,7 @@ def latest(run_dir: str | os.PathLike) -> int | None:
     epochs = _epochs(Path(run_dir))
     if not epochs:
         return None
-    why = "names a missing or incomplete checkpoint" if exists else "is missing"
+    why = "is unreadable or names a missing or incomplete checkpoint" if exists else "is missing"
     warnings.warn(f"{Path(run_dir) / _CKPT / 'LATEST'} {why}; "
                   f"falling back to the newest complete checkpoint, epoch {epochs[-1]}", stacklevel=2)
     return epochs[-1]
@@ -302,45 +442,126 @@ def best(run_dir: str | os.PathLike) -> int | None:
     """Return the epoch named by the BEST pointer, or None if there is none (warns if it is broken)."""
     exists, epoch = _read_pointer(Path(run_dir), "BEST")
     if exists and epoch is None:
-        warnings.warn(f"{Path(run_dir) / _CKPT / 'BEST'} names a missing or incomplete checkpoint",
-                      stacklevel=2)
+        warnings.warn(f"{Path(run_dir) / _CKPT / 'BEST'} is unreadable or names a missing or incomplete "
+                      "checkpoint", stacklevel=2)
     return epoch
 
 
 def restore(run_dir: str | os.PathLike, like: Any, *, which: str | int = "latest") -> tuple[Any, dict]:
     """Load a checkpoint into a pytree with the structure and leaf types of `like`.
 
+    A damaged checkpoint (unreadable, truncated or altered files, see the module docstring) is skipped
+    with a warning naming it, for ``"latest"`` and ``"best"``: the newest readable committed one older
+    than it is used instead (``meta["epoch"]`` says which). A missing or broken BEST falls back alike.
+
     Args:
       run_dir: the run directory given to `save`.
       like: a pytree with the saved structure (e.g. a freshly initialised `TrainState`); its leaves
         may be arrays or `jax.ShapeDtypeStruct`s. Only its treedef, shapes, dtypes and key impls are used.
-      which: "latest", "best", or an epoch number.
+      which: "latest", "best", or an epoch number (no fallback: that epoch or an error).
     Returns:
       (state, meta): state has `like`'s treedef (jax arrays where `like` has jax arrays or abstract
       leaves, numpy arrays for numpy leaves, Python scalars for Python scalars); meta is the saved
       {"epoch", "history", "config"}.
     Raises:
       FileNotFoundError: no such checkpoint in `run_dir`.
+      Damaged (a ValueError): no readable checkpoint (names the run directory and what is damaged).
       ValueError: the saved tree does not match `like` (names the leaf path and both shapes/dtypes).
     """
-    import orbax.checkpoint as ocp
+    state, meta, _ = _restore_readable(Path(run_dir), like, which)
+    return state, meta
 
+
+def resume(run_dir: str | os.PathLike, like: Any) -> tuple[Any, dict]:
+    """`restore` the latest readable checkpoint for a writer that goes on from it.
+
+    Damaged checkpoints newer than the one restored are set aside (renamed ``damaged-epoch_NNNN.<uuid>``
+    in `checkpoints/`, never deleted) and LATEST is pointed at the restored one, so the next `save`
+    writes the epoch after it. A BEST that named a set-aside checkpoint is removed (the next better
+    epoch sets it again). Warns naming what was set aside.
+    """
     run_dir = Path(run_dir)
+    state, meta, damaged = _restore_readable(run_dir, like, "latest")
+    if damaged and distributed.is_main():  # under jax.distributed, process 0 alone writes
+        root = run_dir / _CKPT
+        moved = []
+        for epoch, _ in damaged:
+            target = root / f"{_DAMAGED}{_dir_name(epoch)}.{uuid.uuid4().hex[:8]}"
+            os.replace(root / _dir_name(epoch), target)
+            moved.append(target.name)
+        _fsync_path(root)
+        _write_atomic(root / "LATEST", _dir_name(meta["epoch"]) + "\n")
+        if _read_pointer(run_dir, "BEST")[1] is None and (root / "BEST").exists():
+            (root / "BEST").unlink()
+        warnings.warn(f"resuming {run_dir} from epoch {meta['epoch']}: the damaged checkpoints were set aside "
+                      f"as {', '.join(moved)} in {root} (kept for inspection; delete them when done)",
+                      stacklevel=2)
+    return state, meta
+
+
+def _restore_readable(run_dir: Path, like: Any, which) -> tuple[Any, dict, list[tuple[int, str]]]:
+    """Restore the first readable of the candidates for ``which``; return (state, meta, damaged ones)."""
+    epochs = _epochs(run_dir)
     if which == "latest":
-        epoch = latest(run_dir)
+        first = latest(run_dir)
+        candidates = [] if first is None else [first] + [e for e in reversed(epochs) if e < first]
     elif which == "best":
-        epoch = best(run_dir)
+        first, newest = best(run_dir), _committed(run_dir)
+        if first is None and newest is not None:
+            warnings.warn(f"{run_dir / _CKPT}: no usable BEST pointer; using the newest readable checkpoint "
+                          "instead", stacklevel=3)
+        head = [] if first is None else [first]
+        candidates = head + [e for e in reversed(epochs) if newest is not None and e <= newest and e != first]
     elif isinstance(which, int) and not isinstance(which, bool):
-        epoch = which if which in _epochs(run_dir) else None
+        candidates = [which] if which in epochs else []
     else:
         raise ValueError(f"which must be 'latest', 'best' or an epoch number, got {which!r}")
-    if epoch is None:
+    if not candidates:
         raise FileNotFoundError(f"no {which!r} checkpoint in run directory {run_dir} "
-                                f"(complete epochs: {_epochs(run_dir)})")
-    ckpt_dir = run_dir / _CKPT / _dir_name(epoch)
-    entries = json.loads((ckpt_dir / "tree.json").read_text())
-    meta = json.loads((ckpt_dir / "meta.json").read_text())
+                                f"(complete epochs: {epochs})")
+    damaged: list[tuple[int, str]] = []
+    for epoch in candidates:
+        try:
+            state, meta = _restore_one(run_dir / _CKPT / _dir_name(epoch), like)
+        except Damaged as e:
+            damaged.append((epoch, str(e)))
+            continue
+        if damaged:
+            warnings.warn(f"damaged checkpoint(s) in {run_dir}: " + "; ".join(why for _, why in damaged)
+                          + f"; falling back to the newest readable one, epoch {epoch}", stacklevel=3)
+        return state, meta, damaged
+    raise Damaged(f"no readable {which!r} checkpoint in run directory {run_dir}: "
+                  + "; ".join(why for _, why in damaged))
 
+
+def _read_entries(ckpt_dir: Path) -> tuple[list[dict], dict]:
+    """Read and check the form of tree.json and meta.json; raise `Damaged` naming the file."""
+    try:
+        entries = read_json(ckpt_dir / "tree.json", what="checkpoint tree")
+        meta = read_json(ckpt_dir / "meta.json", what="checkpoint metadata")
+    except (ValueError, FileNotFoundError) as e:
+        raise Damaged(str(e)) from None
+    ok = isinstance(entries, list) and all(
+        isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("dtype"), str)
+        and isinstance(e.get("shape"), list) and all(isinstance(n, int) and n >= 0 for n in e["shape"])
+        for e in entries)
+    if not ok:
+        raise Damaged(f"{ckpt_dir / 'tree.json'}: not a list of leaf entries (path, shape, dtype)")
+    try:
+        for e in entries:
+            np.dtype(e["dtype"])
+    except TypeError:
+        raise Damaged(f"{ckpt_dir / 'tree.json'}: unknown dtype {e['dtype']!r}") from None
+    if not (isinstance(meta, dict) and isinstance(meta.get("epoch"), int) and isinstance(meta.get("history"), list)):
+        raise Damaged(f"{ckpt_dir / 'meta.json'}: not a checkpoint's metadata (epoch, history, config)")
+    return entries, meta
+
+
+def _restore_one(ckpt_dir: Path, like: Any) -> tuple[Any, dict]:
+    """Restore one checkpoint directory; `Damaged` if its files are, ValueError if `like` does not fit."""
+    import orbax.checkpoint as ocp
+
+    entries, meta = _read_entries(ckpt_dir)
     path_leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
     like_paths = [jax.tree_util.keystr(p) for p, _ in path_leaves]
     entries, convert = _upgrade(entries, set(like_paths))
@@ -361,10 +582,19 @@ def restore(run_dir: str | os.PathLike, like: Any, *, which: str | int = "latest
     names = [f"leaf_{i:04d}" for i, e in enumerate(entries) if int(np.prod(e["shape"]))]
     loaded: dict[str, np.ndarray] = {}
     if names:
+        _verify_files(ckpt_dir)
         restore_args = {n: ocp.RestoreArgs(restore_type=np.ndarray) for n in names}
-        with _quiet_absl():
-            loaded = _checkpointer().restore(
-                (ckpt_dir / "state").absolute(), args=ocp.args.PyTreeRestore(restore_args=restore_args))
+        try:
+            with _quiet_absl(logging.CRITICAL + 1):
+                loaded = _checkpointer().restore(
+                    (ckpt_dir / "state").absolute(), args=ocp.args.PyTreeRestore(restore_args=restore_args))
+        except Exception as e:  # noqa: BLE001 -- whatever orbax/tensorstore raise, the files are unreadable
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            raise Damaged(f"{ckpt_dir / 'state'} is unreadable ({type(e).__name__}: {first})") from None
+        sizes = [int(np.prod(e["shape"])) for e in entries if int(np.prod(e["shape"]))]
+        for n, size in zip(names, sizes):  # the size: a converted leaf (LEGACY_LEAVES) has another shape
+            if loaded.get(n) is None or np.size(loaded[n]) != size:
+                raise Damaged(f"{ckpt_dir / 'state'}: leaf {n} is missing or has the wrong size")
     leaves = []
     for i, ((_, leaf), entry) in enumerate(zip(path_leaves, entries)):
         value = loaded.get(f"leaf_{i:04d}")

@@ -291,7 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("baseline", help="the naive method (T in 24 h = T now) on validation and test")
     add_data_args(b)
 
-    p = sub.add_parser("predict", help="forecast DELAY rows past the last window of a file")
+    p = sub.add_parser("predict", help="forecast the target DELAY + STEP rows after a file's last row (the "
+                       "lecture's windows: 144 + 6 = 150 rows, 25 h, not 24 h); the output names the row and time")
     p.add_argument("run_dir")
     p.add_argument("--data", metavar="FILE", help="file to forecast from (default: the run's data)")
     p.add_argument("--which", default="best", help="best, latest or an epoch number (default best)")

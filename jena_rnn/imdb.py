@@ -296,8 +296,14 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
       with another configuration.   TrainingDiverged: a non-finite loss.
     """
     run_dir = Path(run_dir) if run_dir is not None else None
+    with loop.lock_run(run_dir):  # one writer per run directory; released on return and on errors
+        return _fit(cfg, splits, run_dir, resume=resume, log=log, progress=progress, mesh=mesh)
 
+
+def _fit(cfg: IMDBConfig, splits: dict, run_dir, *, resume, log, progress, mesh):
     def check_config(saved: dict) -> None:
+        if not isinstance(saved, dict):
+            raise ValueError(f"{run_dir / 'config.json'}: expected a JSON object of IMDBConfig fields")
         diff = loop.config_differences(config_dict(cfg), saved, ignore=("epochs",))
         if diff:
             raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
@@ -349,6 +355,11 @@ def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cach
     if log and mesh is not None:
         log(f"devices: batch of {cfg.batch_size} split over {distributed.axis_size(mesh, 'data')} "
             f"{jax.default_backend()} devices (data parallel)")
+    with loop.lock_run(out):  # before anything is written into out (fit takes it again, re-entrantly)
+        return _run(cfg, out, resume=resume, quiet=quiet, cache_dir=cache_dir, mesh=mesh, log=log)
+
+
+def _run(cfg: IMDBConfig, out: Path, *, resume, quiet, cache_dir, mesh, log) -> dict:
     splits = prepare(cfg, cache_dir=cache_dir, log=log)
     if log:
         log(f"data: {splits['source']}: train {len(splits['train'][2])}, val {len(splits['val'][2])}, "

@@ -1,6 +1,15 @@
 """The epoch loop shared by ``train.fit`` (the Jena forecaster) and ``imdb.fit`` (the classifier).
 
 One place owns what a run directory promises, whatever is trained in it:
+- ``lock_run``: one writer at a time. The lock is ``jena-rnn.lock`` in the run directory, an
+  ``fcntl.flock`` on that open file, and the file holds the holder's pid, host and start time for the
+  message that refuses a second writer at once (``FileExistsError``). flock rather than an
+  ``O_CREAT | O_EXCL`` file because the kernel drops a flock when its process dies, kill -9 included:
+  a killed trainer never leaves a lock that blocks the next one, and no pid has to be guessed alive (a
+  reused pid, a pid in another container or on another host would fool that). A lock file left by a
+  dead holder is taken over with a warning naming it; the file is removed on release, also after an
+  exception. Where the file system has no flock, the file's pid decides (same host, pid gone: stale).
+  Under ``jax.distributed`` process 0 alone takes it and tells the others whether it got it.
 - ``open_run``: a run directory that holds checkpoints is continued only when asked (``resume``) and only
   with the configuration it was started with; otherwise it is refused, never overwritten.
 - ``run_epochs``: every epoch is timed, checked for a non-finite loss (``TrainingDiverged``, naming the
@@ -13,22 +22,157 @@ process 0 writes the files.
 """
 from __future__ import annotations
 
+import contextlib
+import datetime
+import errno
 import json
 import math
+import os
+import socket
+import threading
 import time
+import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from jena_rnn import checkpoint, distributed
+
+LOCK = "jena-rnn.lock"
+_held: dict[str, list] = {}  # lock path -> [fd, depth, thread id]: re-entrant within one thread
 
 
 class TrainingDiverged(FloatingPointError):
     """Raised when a loss becomes NaN or infinite; the last good checkpoint is kept."""
 
 
+def _holder(text: str) -> dict:
+    try:
+        info = json.loads(text)
+        return info if isinstance(info, dict) else {}
+    except ValueError:
+        return {}
+
+
+def _describe(info: dict) -> str:
+    return (f"pid {info.get('pid', '?')} on host {info.get('host', '?')} since {info.get('since', '?')}"
+            if info else "an unknown holder (the lock file is empty or unreadable)")
+
+
+def _alive(pid) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError, TypeError):
+        return True  # exists but not ours, or not a pid: do not assume it is gone
+    return True
+
+
+def _acquire(path: Path) -> int:
+    """Take the lock file ``path``; return its open descriptor (see the module docstring)."""
+    import fcntl
+
+    me = {"pid": os.getpid(), "host": socket.gethostname(),
+          "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                flocked = True
+            except BlockingIOError:
+                info = _holder(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
+                raise FileExistsError(f"{path.parent} is in use by another training: {path} is held by "
+                                      f"{_describe(info)}; wait for it to end or use another output directory"
+                                      ) from None
+            except OSError as e:  # no flock on this file system: the pid in the file decides
+                if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+                    raise
+                flocked = False
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # the holder released (unlinked) it between our open and flock: try again
+                os.close(fd)
+                continue
+            info = _holder(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
+            if info and not flocked and (info.get("host") != me["host"] or _alive(info.get("pid"))):
+                raise FileExistsError(f"{path.parent} is in use by another training: {path} is held by "
+                                      f"{_describe(info)} (no flock here, so a lock of a live process or of "
+                                      "another host counts); remove the file if that training is gone")
+            if info or os.fstat(fd).st_size:
+                warnings.warn(f"taking over the stale lock {path} of {_describe(info)}: that process ended "
+                              "without releasing it (killed?)", stacklevel=4)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
+            os.fsync(fd)
+            return fd
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+            raise
+
+
+@contextlib.contextmanager
+def lock_run(run_dir: str | Path | None) -> Iterator[None]:
+    """Hold ``run_dir``'s writer lock for the block (None: nothing to lock); re-entrant in one thread.
+
+    Raises:
+      FileExistsError: another process (or thread) holds it; names its pid, host and start time.
+    """
+    if run_dir is None:
+        yield
+        return
+    run_dir = Path(run_dir)
+    path = run_dir.absolute() / LOCK
+    key, me = str(path), threading.get_ident()
+    if key in _held and _held[key][2] == me:
+        _held[key][1] += 1
+        try:
+            yield
+        finally:
+            _held[key][1] -= 1
+        return
+    fd, error = None, None
+    if distributed.is_main():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = _acquire(path)
+        except FileExistsError as e:
+            error = e
+    if _processes() > 1:  # every process learns whether process 0 got it, so all stop alike
+        from jax.experimental import multihost_utils
+        import numpy as np
+
+        ok = int(multihost_utils.broadcast_one_to_all(np.int32(error is None)))
+        if not ok and error is None:
+            error = FileExistsError(f"{run_dir} is in use by another training (process 0 could not lock {path})")
+    if error is not None:
+        raise error
+    _held[key] = [fd, 1, me]
+    try:
+        yield
+    finally:
+        del _held[key]
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                path.unlink()  # before the close: a waiting writer then sees a new file (inode check)
+            os.close(fd)
+
+
+def _processes() -> int:
+    import jax
+
+    return jax.process_count()
+
+
 def open_run(run_dir: Path | None, state: Any, *, resume: bool,
              check_config: Callable[[dict], None]) -> tuple[Any, list[dict]]:
     """Return ``(state, history)``: restored from ``run_dir``'s latest checkpoint, or as given and ``[]``.
+
+    Call it inside ``lock_run(run_dir)``. A damaged latest checkpoint is set aside and the newest
+    readable one continued, with a warning (``checkpoint.resume``).
 
     Args:
       run_dir: the run directory (None: no files, a fresh run).
@@ -38,14 +182,15 @@ def open_run(run_dir: Path | None, state: Any, *, resume: bool,
         ValueError naming what differs.
     Raises:
       FileExistsError: ``run_dir`` holds checkpoints and not ``resume``.
+      ValueError: config.json is not valid JSON or UTF-8 (names the file), or ``check_config``'s.
     """
     if run_dir is None or checkpoint.latest(run_dir) is None:
         return state, []
     if not resume:
         raise FileExistsError(f"{run_dir} already holds checkpoints: pass resume=True (--resume) "
                               "to continue it, or choose another output directory")
-    check_config(json.loads((Path(run_dir) / "config.json").read_text()))
-    state, meta = checkpoint.restore(run_dir, state, which="latest")
+    check_config(checkpoint.read_json(Path(run_dir) / "config.json", what="run configuration"))
+    state, meta = checkpoint.resume(run_dir, state)
     return state, list(meta["history"])
 
 

@@ -103,17 +103,63 @@ def baseline(cfg: DataConfig, *, quiet: bool = False) -> dict:
     return out
 
 
-def load_run(run_dir: str | Path, which="best", data_path: str | None = None):
-    """Return ``(config, dataset, state, meta)`` of a saved run (``data_path`` overrides its data)."""
+def read_run(run_dir: str | Path) -> tuple[Config, dict]:
+    """Return ``(config, stats)`` of a run directory, refusing damaged or ill-formed files by name."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.json)")
-    config = from_dict(json.loads((run_dir / "config.json").read_text()))
+    config = training.config_from_saved(checkpoint.read_json(run_dir / "config.json", what="run configuration"),
+                                        run_dir / "config.json")
+    path = run_dir / "stats.json"
+    stats = checkpoint.read_json(path, what="run statistics")
+    ok = (isinstance(stats, dict) and isinstance(stats.get("columns"), list)
+          and isinstance(stats.get("target_col"), int) and 0 <= stats["target_col"] < len(stats["columns"])
+          and all(isinstance(stats.get(k), list) and len(stats[k]) == len(stats["columns"])
+                  and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in stats[k])
+                  for k in ("mean", "std")))
+    if not ok:
+        raise ValueError(f"{path}: expected columns, target_col and one mean and std per column")
+    return config, stats
+
+
+def _check_columns(source: str, columns, stats: dict) -> None:
+    if list(columns) != stats["columns"]:
+        raise ValueError(f"{source}: columns {list(columns)} differ from the run's {stats['columns']} "
+                         "(names and order must match the training data's)")
+
+
+def _data_note(run_dir: Path, same: bool | None, source: str) -> str:
+    """The ``"data"`` field of evaluate/predict, and the matching note on stderr."""
+    if same:
+        return "same as training"
+    if same is None:
+        note = "unknown (the run's stats.json has no data fingerprint: written before it existed)"
+    else:
+        note = "other than the run's training data (fingerprint differs)"
+    _log(f"note: {source} is {note}; normalised with the run's saved training statistics ({run_dir / 'stats.json'})")
+    return note
+
+
+def load_run(run_dir: str | Path, which="best", data_path: str | None = None):
+    """Return ``(config, dataset, state, meta)`` of a saved run (``data_path`` overrides its data).
+
+    The data are normalised with the run's saved training statistics (``stats.json``), also for another
+    file, whose columns must match the run's in name and order. ``meta["data"]`` says whether the data
+    are the run's training data (``data_note``).
+    """
+    run_dir = Path(run_dir)
+    config, stats = read_run(run_dir)
     if data_path is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=data_path))
+    saved = data.Stats(np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32))
     ds = load_data(config.data, quiet=True)
+    _check_columns(ds.source, ds.columns, stats)
+    if not (np.array_equal(ds.stats.mean, saved.mean) and np.array_equal(ds.stats.std, saved.std)):
+        ds = data.load_dataset(config.data, stats=saved)  # another file: the run's statistics, never its own
+    diff = training.data_differences(stats, ds)
     like = training.init_state(config, jax.random.PRNGKey(0), ds.series.shape[1])
     state, meta = checkpoint.restore(run_dir, like, which=which)
+    meta = {**meta, "data": _data_note(run_dir, None if diff is None else not diff, ds.source)}
     return config, ds, state, meta
 
 
@@ -121,37 +167,45 @@ def evaluate(run_dir: str | Path, *, split: str = "test", which="best", data_pat
              mesh="auto") -> dict:
     """MAE of a saved run's checkpoint on a split, normalised and in the target's units.
 
-    ``mesh``: "auto" (``resolve_mesh``: the windows split over the local devices), a ``"data"`` mesh, or
-    None (one device); the MAE is the same to float rounding.
+    The data are normalised with the run's saved training statistics, also for ``data_path``; the
+    result's ``"data"`` says whether they are the run's training data. ``mesh``: "auto"
+    (``resolve_mesh``: the windows split over the local devices), a ``"data"`` mesh, or None (one
+    device); the MAE is the same to float rounding.
     """
     config, ds, state, meta = load_run(run_dir, which, data_path)
     m = training.evaluate_split(config, state.params, ds, split, mesh=resolve_mesh(config, mesh))
     scale = data.target_scale(ds)
-    return {"run_dir": str(run_dir), "epoch": meta["epoch"], "split": split, "mae": m, "mae_degC": m * scale}
+    return {"run_dir": str(run_dir), "epoch": meta["epoch"], "split": split, "source": ds.source,
+            "data": meta["data"], "mae": m, "mae_degC": m * scale}
 
 
 def predict(run_dir: str | Path, *, data_path: str | None = None, which="best") -> dict:
-    """Forecast the target ``delay`` rows after the newest window of a file (or of the run's data).
+    """Forecast the target ``delay + step`` rows after the newest row of a file (or of the run's data).
 
     The file needs only ``lookback`` rows: no splits are resolved. Its window is normalised with the
     run's saved training statistics (``stats.json``), never with the file's own. The window's end row
     is ``N - 1 + step``, so its last input is the file's newest row and, as in training, the target
-    lies ``delay + step`` rows after the last input (with the lecture's settings: 150 rows, 25 h).
+    lies ``delay + step`` rows after the last input (with the lecture's settings: 150 rows, 25 h, not
+    24 h: the lecture's windows put the target ``delay`` rows after the end row, one ``step`` past the
+    last input). The output says so: ``rows_ahead_of_last_input``, ``hours_ahead`` (when the file has
+    times) and ``forecast_of``.
     """
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{run_dir}: not a run directory (no config.json)")
-    config = from_dict(json.loads((run_dir / "config.json").read_text()))
+    config, stats = read_run(run_dir)
     d = config.data if data_path is None else dataclasses.replace(config.data, path=data_path)
-    stats = json.loads((run_dir / "stats.json").read_text())
     table, source = load_table(d)
-    if list(table.columns) != stats["columns"]:
-        raise ValueError(f"{source}: columns {list(table.columns)} differ from the run's {stats['columns']}")
+    _check_columns(source, table.columns, stats)
     n = len(table.values)
     if n < d.lookback:
         raise ValueError(f"{source}: {n} rows, but a window needs lookback={d.lookback} rows")
     col = stats["target_col"]
     mean, std = np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)
+    old = stats.get("fingerprint")
+    if isinstance(old, dict):
+        now = data.fingerprint_of(table.values, data.Stats(mean, std))
+        same = (old.get("rows"), old.get("sha256")) == (now["rows"], now["sha256"])
+    else:
+        same = None
     offsets = np.arange(n - d.lookback + d.step - 1, n, d.step)  # rows of the newest window, oldest first
     xs = ((table.values[offsets] - mean) / std)[None]
     if d.reverse:
@@ -159,13 +213,20 @@ def predict(run_dir: str | Path, *, data_path: str | None = None, which="best") 
     like = training.init_state(config, jax.random.PRNGKey(0), len(stats["columns"]))
     state, meta = checkpoint.restore(run_dir, like, which=which)
     y_hat = float(apply_model(config.model, state.params, jax.numpy.asarray(xs), target_col=col)[0])
-    out = {"run_dir": str(run_dir), "epoch": meta["epoch"], "source": source, "target": d.target,
-           "last_input_row": int(offsets[-1]), "forecast_row": int(offsets[-1] + d.delay + d.step),
-           "forecast_normalised": y_hat, "forecast": y_hat * float(std[col]) + float(mean[col])}
+    ahead = d.delay + d.step
+    out = {"run_dir": str(run_dir), "epoch": meta["epoch"], "source": source,
+           "data": _data_note(run_dir, same, source), "target": d.target,
+           "last_input_row": int(offsets[-1]), "forecast_row": int(offsets[-1] + ahead),
+           "rows_ahead_of_last_input": ahead, "forecast_normalised": y_hat,
+           "forecast": y_hat * float(std[col]) + float(mean[col])}
+    what = f"{d.target} {ahead} rows (delay {d.delay} + step {d.step}) after the last input row {offsets[-1]}"
     if table.times is not None and n > 1:
         dt = np.median(np.diff(table.times[-1000:]))
+        out["hours_ahead"] = float((dt * ahead) / np.timedelta64(1, "h"))
         out["last_input_time"] = str(table.times[-1])
-        out["forecast_time"] = str(table.times[-1] + dt * (d.delay + d.step))
+        out["forecast_time"] = str(table.times[-1] + dt * ahead)
+        what += f" ({out['hours_ahead']:g} h after {out['last_input_time']}, i.e. at {out['forecast_time']})"
+    out["forecast_of"] = what
     return out
 
 

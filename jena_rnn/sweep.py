@@ -44,7 +44,7 @@ import numpy as np
 
 from jax.sharding import PartitionSpec as P
 
-from jena_rnn import checkpoint, data, distributed, report, train
+from jena_rnn import checkpoint, data, distributed, loop, report, train
 from jena_rnn.config import Config, from_dict, lecture_config, to_dict
 from jena_rnn.sweep_board import LEADERBOARD, export_member, member_values, write_leaderboard
 from jena_rnn.sweep_grid import AXES, expand, group_label, group_members, parse_axis, static_key
@@ -182,7 +182,7 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     if group_dir is not None and checkpoint.latest(group_dir) is not None:
         if not resume:
             raise FileExistsError(f"{group_dir} already holds checkpoints: pass resume=True (--resume)")
-        sw, meta = checkpoint.restore(group_dir, distributed.to_host(sw), which="latest")
+        sw, meta = checkpoint.resume(group_dir, distributed.to_host(sw))
         results = meta["history"]
         if [r["name"] for r in results] != names:
             raise ValueError(f"cannot resume {group_dir}: its members {[r['name'] for r in results]} "
@@ -264,18 +264,33 @@ def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, 
     if log is not None:
         log(f"sweep: {len(configs)} members in {len(groups)} group(s): "
             + "; ".join(f"{p['group']} {p['structure']} x{len(p['members'])}" for p in plan))
+    with loop.lock_run(out):  # one writer per sweep directory; released on return and on errors
+        return _run(configs, ds, out, names=names, groups=groups, plan=plan, resume=resume, mesh=mesh,
+                    chunk=chunk, log=log)
+
+
+def _run(configs, ds, out, *, names, groups, plan, resume, mesh, chunk, log) -> list[dict]:
+    resumed = False
     if out is not None:  # every process checks (so all stop alike); process 0 writes
         manifest = {"groups": plan, "members": [{"name": n, "config": to_dict(c)} for n, c in zip(names, configs)]}
         if (out / "sweep.json").is_file():
-            saved = json.loads((out / "sweep.json").read_text())
+            saved = checkpoint.read_json(out / "sweep.json", what="sweep manifest")
             if not resume:
                 raise FileExistsError(f"{out} already holds a sweep: pass resume=True (--resume) or another --out")
+            if not (isinstance(saved, dict) and isinstance(saved.get("members"), list)
+                    and all(isinstance(m, dict) and isinstance(m.get("config"), dict) for m in saved["members"])):
+                raise ValueError(f"{out / 'sweep.json'}: expected a sweep manifest (groups, members with configs)")
+            for m in saved["members"]:
+                train.config_from_saved(m["config"], f"{out / 'sweep.json'} (member {m.get('name')})")
             if json.loads(json.dumps(manifest["members"])) != _without_epochs(saved["members"], manifest["members"]):
                 raise ValueError(f"cannot resume {out}: its sweep.json lists other members or configurations")
+            train.check_resume_data(ds, out)
+            resumed = True
         distributed.barrier("sweep: sweep.json checked")  # before process 0 writes it
     if out is not None and distributed.is_main():
         report.write_json(out / "sweep.json", manifest)
-        report.write_json(out / "stats.json", train._stats_json(ds))
+        if not resumed:  # a resumed sweep keeps the statistics (and fingerprint) it began with
+            report.write_json(out / "stats.json", train._stats_json(ds))
     scale = float(ds.stats.std[ds.target_col])
     board = []
     for g, idx in enumerate(groups):

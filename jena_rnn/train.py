@@ -12,7 +12,9 @@ epsilon outside, ``g / (sqrt(nu) + eps)``). The learning rate lives in ``opt_sta
 """
 from __future__ import annotations
 
+import dataclasses
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -22,9 +24,10 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from jena_rnn import data, distributed, loop, report
+from jena_rnn import checkpoint, data, distributed, loop, report
 from jena_rnn.loop import TrainingDiverged  # noqa: F401 -- public as train.TrainingDiverged
-from jena_rnn.config import Config, OptimConfig, from_dict, to_dict
+from jena_rnn.config import (Config, DataConfig, LayerConfig, ModelConfig, OptimConfig, TrainConfig, from_dict,
+                             to_dict)
 from jena_rnn.models import apply_model, init_model
 
 Array = jax.Array
@@ -223,7 +226,56 @@ def evaluate_split(config: Config, params: dict, ds: data.Dataset, split: str = 
 def _stats_json(ds: data.Dataset) -> dict:
     return {"columns": list(ds.columns), "target_col": int(ds.target_col), "source": ds.source,
             "mean": [float(x) for x in ds.stats.mean], "std": [float(x) for x in ds.stats.std],
-            "train": list(ds.train), "val": list(ds.val), "test": list(ds.test)}
+            "train": list(ds.train), "val": list(ds.val), "test": list(ds.test), "fingerprint": ds.fingerprint}
+
+
+def data_differences(saved: dict, ds: data.Dataset) -> list[str] | None:
+    """How ``ds`` differs from the training data recorded in a run's ``stats.json`` (``saved``).
+
+    Returns:
+      [] when the same; else what differs, e.g. ``["rows (4000 -> 3000)", "content (SHA-256 ...)"]``;
+      None when ``saved`` has no fingerprint (written before it existed) and the columns and training
+      statistics it does record agree, so the rest cannot be checked.
+    """
+    old, new = saved.get("fingerprint"), ds.fingerprint
+    cols = list(saved.get("columns", [])) != list(ds.columns)
+    out = [f"columns ({saved.get('columns')} -> {list(ds.columns)})"] if cols else []
+    if isinstance(old, dict) and new is not None:
+        if old.get("rows") != new["rows"]:
+            out.append(f"rows ({old.get('rows')} -> {new['rows']})")
+        if old.get("sha256") != new["sha256"]:
+            out.append(f"content (SHA-256 {str(old.get('sha256'))[:12]}... -> {new['sha256'][:12]}...)")
+        if (old.get("mean"), old.get("std")) != (new["mean"], new["std"]):
+            out.append("statistics (training mean/std)")
+        return out
+    stats = (saved.get("mean"), saved.get("std"))
+    if not cols and stats != ([float(x) for x in ds.stats.mean], [float(x) for x in ds.stats.std]):
+        out.append("statistics (training mean/std)")
+    return out or None
+
+
+def check_resume_data(ds: data.Dataset, run_dir: Path) -> None:
+    """Refuse to resume ``run_dir`` on other data than it was trained on (``stats.json``'s fingerprint).
+
+    A run directory written before the fingerprint existed resumes with a warning that it cannot be
+    checked (its columns and training statistics are still compared).
+    """
+    path = Path(run_dir) / "stats.json"
+    if not path.is_file():
+        warnings.warn(f"{path} is missing: cannot check that the resumed run trains on the same data",
+                      stacklevel=3)
+        return
+    saved = checkpoint.read_json(path, what="run statistics")
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: expected a JSON object of the run's data statistics")
+    diff = data_differences(saved, ds)
+    if diff is None:
+        warnings.warn(f"{path} has no data fingerprint (written before it existed): cannot check that "
+                      f"{ds.source} holds the data the run was trained on ({saved.get('source')})", stacklevel=3)
+    elif diff:
+        raise ValueError(f"cannot resume {run_dir}: its data differ from the run's training data in "
+                         f"{', '.join(diff)}; trained on {saved.get('source')}, now {ds.source}. Resume with "
+                         "the same data, or train into a new run directory")
 
 
 def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, resume: bool = False,
@@ -250,14 +302,23 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
         raise ValueError("model 'naive' has nothing to train: use `jena-rnn baseline`")
     scale = data.target_scale(ds)
     run_dir = Path(run_dir) if run_dir is not None else None
+    with loop.lock_run(run_dir):  # one writer per run directory; released on return and on errors
+        return _fit(config, ds, run_dir, resume=resume, log=log, progress=progress, mesh=mesh, scale=scale)
+
+
+def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
+    def check(saved: dict) -> None:
+        _check_resume_config(config, saved, run_dir)
+        check_resume_data(ds, run_dir)
+
     state = init_state(config, jax.random.PRNGKey(config.train.seed), ds.series.shape[1])
-    state, history = loop.open_run(run_dir, state, resume=resume,
-                                   check_config=lambda saved: _check_resume_config(config, saved, run_dir))
-    if run_dir is not None and distributed.is_main():  # under jax.distributed, process 0 writes every file
+    state, history = loop.open_run(run_dir, state, resume=resume, check_config=check)
+    # under jax.distributed, process 0 writes every file; a resumed run keeps the stats.json it began with
+    if run_dir is not None and distributed.is_main() and not history:
         run_dir.mkdir(parents=True, exist_ok=True)
         report.write_json(run_dir / "stats.json", _stats_json(ds))
-        if not history:  # before the first checkpoint, so a crash inside it still leaves a resumable run
-            report.write_json(run_dir / "config.json", to_dict(config))
+        # before the first checkpoint, so a crash inside it still leaves a resumable run
+        report.write_json(run_dir / "config.json", to_dict(config))
     bar = report.ProgressBar(config.train.steps_per_epoch) if progress else None
     train_epoch = make_train_epoch(config, ds.train, ds.target_col, progress=bar, mesh=mesh)
     evaluate = make_evaluate(config, ds.target_col, mesh=mesh)
@@ -285,9 +346,77 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
                            patience=config.train.patience, hint="Try a lower --lr.")
 
 
+# fields added after config.json was first written: an older file may lack them (they take their defaults);
+# every other field must be there
+ADDED_SINCE = frozenset({"model.remat"})
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
+_SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),),
+            "Bound": (int, float, type(None))}
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """Whether a JSON value fits a config field's annotation, e.g. ``int | None``, ``tuple[str, ...]``."""
+    for part in (p.strip() for p in annotation.split("|")):
+        if part.startswith("tuple[") and isinstance(value, list):
+            inner = [t.strip() for t in part[len("tuple["):-1].split(",")]
+            if inner[-1] == "...":
+                if all(_fits(v, inner[0]) for v in value):
+                    return True
+            elif len(value) == len(inner) and all(_fits(v, t) for v, t in zip(value, inner)):
+                return True
+        elif part in _SCALARS:
+            if isinstance(value, _SCALARS[part]) and not (isinstance(value, bool) and part != "bool"):
+                return True
+        elif not part.startswith("tuple["):
+            return True  # a nested config (checked on its own)
+    return False
+
+
+def _check_section(d: Any, cls, prefix: str, where: Path) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: field {prefix!r} must be an object, got {d!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in d:
+        if name not in fields:
+            raise ValueError(f"{where}: unknown field {prefix}.{name} (fields of {prefix}: {sorted(fields)})")
+    for name, f in fields.items():
+        if name not in d:
+            if f"{prefix}.{name}" not in ADDED_SINCE:
+                raise ValueError(f"{where}: field {prefix}.{name} is missing")
+        elif not _fits(d[name], str(f.type)):
+            raise ValueError(f"{where}: field {prefix}.{name} must be {f.type}, got {d[name]!r}")
+
+
+def config_from_saved(saved: Any, where: str | Path) -> Config:
+    """Check a parsed ``config.json`` field by field and rebuild its ``Config``.
+
+    Raises:
+      ValueError: an unknown or missing field, or a value of the wrong type (names ``where`` and the field).
+    """
+    if not isinstance(saved, dict):
+        raise ValueError(f"{where}: expected a JSON object with data, model, optim, train; got {type(saved).__name__}")
+    for name in saved:
+        if name not in _SECTIONS:
+            raise ValueError(f"{where}: unknown field {name!r} (expected {sorted(_SECTIONS)})")
+    for name, cls in _SECTIONS.items():
+        if name not in saved:
+            raise ValueError(f"{where}: field {name!r} is missing")
+        _check_section(saved[name], cls, name, where)
+    layers = saved["model"].get("layers")
+    if not isinstance(layers, list):
+        raise ValueError(f"{where}: field model.layers must be a list, got {layers!r}")
+    for i, layer in enumerate(layers):
+        _check_section(layer, LayerConfig, f"model.layers[{i}]", where)
+    try:
+        return from_dict(saved)
+    except (TypeError, ValueError) as e:  # a value __post_init__ refuses (its message names the field)
+        raise ValueError(f"{where}: {e}") from None
+
+
 def _check_resume_config(config: Config, saved: dict, run_dir: Path) -> None:
     """Refuse to resume a run with a different configuration (only ``train.epochs`` may grow)."""
-    now, saved = to_dict(config), to_dict(from_dict(saved))  # fields added since then take their defaults
+    # fields added since then take their defaults
+    now, saved = to_dict(config), to_dict(config_from_saved(saved, Path(run_dir) / "config.json"))
     now["train"].pop("epochs", None)
     saved["train"].pop("epochs", None)
     diff = loop.config_differences(now, saved)

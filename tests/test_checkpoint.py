@@ -119,9 +119,10 @@ def test_leftovers_and_broken_pointer_are_survivable(tmp_path):
         checkpoint.save(tmp_path, state._replace(step=jnp.int32(epoch)), epoch=epoch, history=[],
                         config=CONFIG, is_best=False)
     root = tmp_path / "checkpoints"
-    partial = root / ".tmp-epoch_0003-123-abc" / "state"  # a save that died half way
+    partial = root / checkpoint._tmp_name("epoch_0003") / "state"  # a save of this process that died half way
     partial.mkdir(parents=True)
     (partial / "garbage").write_bytes(b"\0" * 100)
+    (root / ".tmp-epoch_0003-123-abc").mkdir()  # not the project's pattern: a user's, never deleted
     (root / "epoch_0009").mkdir()  # not produced by save, but an incomplete dir must be ignored
     assert checkpoint.latest(tmp_path) == 2
     assert int(checkpoint.restore(tmp_path, state)[0].step) == 2
@@ -129,7 +130,8 @@ def test_leftovers_and_broken_pointer_are_survivable(tmp_path):
     with pytest.warns(UserWarning, match="falling back.*epoch 2"):
         assert int(checkpoint.restore(tmp_path, state)[0].step) == 2
     checkpoint.save(tmp_path, state, epoch=3, history=[], config=CONFIG, is_best=False)
-    assert not list(root.glob(".tmp-*")) and checkpoint.latest(tmp_path) == 3
+    assert not list(root.glob(".jena-rnn-tmp-*")) and checkpoint.latest(tmp_path) == 3
+    assert (root / ".tmp-epoch_0003-123-abc").is_dir()
 
 
 def test_resume_matches_uninterrupted_run(tmp_path):
@@ -192,7 +194,7 @@ def test_crash_at_each_commit_stage_keeps_last_good_checkpoint(tmp_path, stage, 
     checkpoint.save(tmp_path, writer.make_state(nxt, 1000), epoch=nxt, history=[{}] * nxt, config={},
                     is_best=True)
     assert_restores_epoch(tmp_path, 1000, nxt)
-    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+    assert not list((tmp_path / "checkpoints").glob(".jena-rnn-tmp-*"))  # the killed writer's: stale
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.13, 0.31])

@@ -1,0 +1,410 @@
+"""Bad run directories: user files are never deleted, one writer at a time, no silent wrong numbers, one clear line.
+
+Issue 14's classes on the run side: (3) nothing the user owns is lost (temporaries, the lock);
+(2) evaluate/predict/resume on other data (saved statistics, fingerprint, the forecast horizon);
+(4) damaged checkpoints fall back with one warning, and damaged JSON files give one error naming them.
+Every case builds its run directory in tmp_path from one tiny trained run (copied).
+"""
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import warnings
+
+import jax
+import numpy as np
+import pytest
+
+from jena_rnn import checkpoint, cli, data, loop, runs, train
+from jena_rnn.config import to_dict
+
+from tiny import TINY_DATA, tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("JENA_RNN_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def _table(rows=4000, seed=0):
+    return data.synthetic_jena(n_rows=rows, seed=seed)
+
+
+def _csv(path, table):
+    data.write_jena_csv(table, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A tiny run trained for 3 epochs on a CSV (checkpoints 2 and 3 kept, BEST on its best epoch)."""
+    root = tmp_path_factory.mktemp("base")
+    path = _csv(root / "jena.csv", _table())
+    config = tiny_config(epochs=3, steps=2)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=path))
+    train.fit(config, data.load_dataset(config.data), root / "run", log=None)
+    return root / "run", config
+
+
+@pytest.fixture
+def run_dir(base, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(base[0], out)
+    return out
+
+
+def _no_traceback(capfd):
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "RuntimeError" not in err, err
+
+
+# ------------------------------------------------------------------ class 3: nothing the user owns is lost
+USER_FILES = [".tmp-notes.txt", ".tmp-dir/inside.txt", "checkpoints/.tmp-mine", "notes.md",
+              "checkpoints/.jena-rnn-tmp-looks-like-ours", "checkpoints/.tmp-epoch_0009-1-abc/x"]
+
+
+@pytest.fixture(scope="module")
+def trained_with_user_files(tmp_path_factory):
+    run = tmp_path_factory.mktemp("user") / "run"
+    for rel in USER_FILES:
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text("mine")
+    config = tiny_config(epochs=2, steps=1)
+    ds = data.load_dataset(config.data)
+    train.fit(config, ds, run, log=None)
+    train.fit(dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=4)), ds, run,
+              resume=True, log=None)
+    assert checkpoint.latest(run) == 4  # pruning ran: epochs 1 and 2 are gone
+    return run
+
+
+@pytest.mark.parametrize("rel", USER_FILES)
+def test_user_files_survive_training_and_resume(trained_with_user_files, rel):
+    assert (trained_with_user_files / rel).read_text() == "mine"
+
+
+def test_only_stale_temporaries_of_our_own_pattern_are_pruned(tmp_path):
+    state = {"a": np.arange(3.0)}
+    checkpoint.save(tmp_path, state, epoch=1, history=[], config={}, is_best=True)
+    root = tmp_path / "checkpoints"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    stale = root / f".jena-rnn-tmp-epoch_0002.{dead_pid}.{'a' * 32}"
+    live = root / f".jena-rnn-tmp-epoch_0002.{os.getppid()}.{'b' * 32}"  # a live process's save in progress
+    for p in (stale, live):
+        p.mkdir()
+    checkpoint.save(tmp_path, state, epoch=2, history=[], config={}, is_best=False)
+    assert not stale.exists() and live.is_dir()
+
+
+def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path):
+    errors = []
+    with loop.lock_run(tmp_path):
+        holder = json.loads((tmp_path / loop.LOCK).read_text())
+
+        def other():
+            try:
+                with loop.lock_run(tmp_path):
+                    pass
+            except FileExistsError as e:
+                errors.append(str(e))
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(timeout=30)
+        with loop.lock_run(tmp_path):  # the same thread again: re-entrant (imdb.run around imdb.fit)
+            pass
+        assert (tmp_path / loop.LOCK).exists()
+    assert len(errors) == 1 and f"pid {os.getpid()}" in errors[0] and holder["host"] in errors[0]
+    assert "since" in errors[0] and not (tmp_path / loop.LOCK).exists()
+
+
+def test_a_stale_lock_of_a_dead_pid_is_taken_over_with_a_warning(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / loop.LOCK).write_text(json.dumps({"pid": int(dead.stdout), "host": "here", "since": "then"}))
+    with pytest.warns(UserWarning, match=f"taking over the stale lock .*pid {int(dead.stdout)} on host here"):
+        with loop.lock_run(tmp_path):
+            assert json.loads((tmp_path / loop.LOCK).read_text())["pid"] == os.getpid()
+    assert not (tmp_path / loop.LOCK).exists()
+
+
+def test_the_lock_is_released_when_fit_returns_and_when_it_raises(run_dir, base):
+    config = base[1]
+    ds = data.load_dataset(config.data)
+    with pytest.raises(FileExistsError, match="already holds checkpoints"):
+        train.fit(config, ds, run_dir, log=None)  # raises inside the lock
+    assert not (run_dir / loop.LOCK).exists()
+    other = dataclasses.replace(config, optim=dataclasses.replace(config.optim, learning_rate=0.5))
+    with pytest.raises(ValueError, match="configuration differs in"):
+        train.fit(other, ds, run_dir, resume=True, log=None)
+    assert not (run_dir / loop.LOCK).exists()
+    result = []
+    with loop.lock_run(run_dir):  # another writer (thread) holds it: fit is refused at once, naming it
+        t = threading.Thread(target=lambda: result.append(
+            _call(lambda: train.fit(config, ds, run_dir, resume=True, log=None))))
+        t.start()
+        t.join(timeout=120)
+        assert isinstance(result[0], FileExistsError) and f"held by pid {os.getpid()}" in str(result[0])
+        # readers need no lock: evaluate works while a writer holds it
+        assert runs.evaluate(run_dir, which="latest")["epoch"] == 3
+    assert checkpoint.latest(run_dir) == 3
+
+
+def _call(fn):
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 -- handed back to the test's thread
+        return e
+    return None
+
+
+# ------------------------------------------------------------------ class 2: no silent wrong numbers
+def test_evaluate_on_another_file_uses_the_runs_statistics(run_dir, base, tmp_path, capfd):
+    config = base[1]
+    shifted = _table()
+    shifted = shifted._replace(values=shifted.values * 1.5 + 3.0)  # other units: own stats would hide it
+    path = _csv(tmp_path / "other.csv", shifted)
+    out = runs.evaluate(run_dir, which="latest", data_path=path)
+    saved = json.loads((run_dir / "stats.json").read_text())
+    cfg = dataclasses.replace(config, data=dataclasses.replace(config.data, path=path))
+    ds = data.load_dataset(cfg.data, stats=data.Stats(np.float32(saved["mean"]), np.float32(saved["std"])))
+    like = train.init_state(cfg, jax.random.PRNGKey(0), len(saved["columns"]))
+    state, _ = checkpoint.restore(run_dir, like, which="latest")
+    assert out["mae"] == pytest.approx(train.evaluate_split(cfg, state.params, ds, "test"), rel=1e-6)
+    own = train.evaluate_split(cfg, state.params, data.load_dataset(cfg.data), "test")
+    assert abs(out["mae"] - own) > 1e-3  # the file's own statistics would have given another number
+    assert out["data"] == "other than the run's training data (fingerprint differs)"
+    assert "other than the run's training data" in capfd.readouterr().err
+    same = runs.evaluate(run_dir, which="latest")
+    assert same["data"] == "same as training"
+
+
+@pytest.mark.parametrize("change", ["reordered", "dropped", "renamed"])
+def test_evaluate_and_predict_refuse_other_columns_naming_both(run_dir, tmp_path, change):
+    import pandas as pd
+
+    t = _table()
+    cols = list(t.columns)
+    if change == "reordered":
+        cols[0], cols[1] = cols[1], cols[0]
+    elif change == "dropped":
+        cols = cols[:-1]
+    frame = pd.DataFrame(t.values, columns=t.columns)[cols]
+    if change == "renamed":
+        frame = frame.rename(columns={cols[2]: "wind"})
+    frame.insert(0, "Date Time", pd.to_datetime(t.times).strftime("%d.%m.%Y %H:%M:%S"))
+    path = tmp_path / "other.csv"
+    frame.to_csv(path, index=False)
+    for fn in (runs.evaluate, runs.predict):
+        with pytest.raises(ValueError, match=r"columns \[.*\] differ from the run's \['p \(mbar\)'"):
+            fn(run_dir, data_path=str(path))
+
+
+@pytest.mark.parametrize("change, what", [
+    ("cell", r"in content \(SHA-256"), ("rows", r"rows \(4000 -> 3900\), content"),
+    ("train_cell", r"content .*statistics \(training mean/std\)")])
+def test_resume_on_changed_data_is_refused(tmp_path, change, what):
+    t = _table()
+    path = _csv(tmp_path / "jena.csv", t)
+    config = tiny_config(epochs=1, steps=1)
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=path))
+    train.fit(config, data.load_dataset(config.data), tmp_path / "run", log=None)
+    values = t.values.copy()
+    if change == "cell":
+        values[3500, 1] += 1.0
+    elif change == "train_cell":
+        values[100, 1] += 50.0
+    t = t._replace(values=values)
+    if change == "rows":
+        t = t._replace(values=values[:3900], times=t.times[:3900])
+    _csv(tmp_path / "jena.csv", t)
+    more = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2))
+    with pytest.raises(ValueError, match=f"cannot resume .*data differ .*{what}.*trained on .*jena.csv, now"):
+        train.fit(more, data.load_dataset(more.data), tmp_path / "run", resume=True, log=None)
+    assert checkpoint.latest(tmp_path / "run") == 1 and not (tmp_path / "run" / loop.LOCK).exists()
+
+
+def test_resume_of_a_run_without_fingerprint_warns_it_cannot_check(run_dir, base):
+    stats = json.loads((run_dir / "stats.json").read_text())
+    del stats["fingerprint"]  # as written before the fingerprint existed
+    (run_dir / "stats.json").write_text(json.dumps(stats))
+    config = dataclasses.replace(base[1], train=dataclasses.replace(base[1].train, epochs=4))
+    with pytest.warns(UserWarning, match="no data fingerprint .*cannot check"):
+        _, history = train.fit(config, data.load_dataset(config.data), run_dir, resume=True, log=None)
+    assert len(history) == 4
+    assert runs.evaluate(run_dir, which="latest")["data"].startswith("unknown")
+
+
+def test_predict_says_exactly_what_it_forecasts(run_dir, base):
+    d = base[1].data
+    out = runs.predict(run_dir, which="latest")
+    rows = d.delay + d.step
+    assert out["rows_ahead_of_last_input"] == rows and out["forecast_row"] == out["last_input_row"] + rows
+    assert out["hours_ahead"] == pytest.approx(rows / 6)  # 10-minute rows
+    assert f"{rows} rows (delay {d.delay} + step {d.step}) after the last input row" in out["forecast_of"]
+    assert out["data"] == "same as training"
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    assert "DELAY + STEP rows after" in next(a.help for a in sub._choices_actions if a.dest == "predict")
+
+
+# ------------------------------------------------------------------ class 4: damaged checkpoints fall back
+def _data_files(ckpt):
+    files = sorted((ckpt / "state").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else -1)
+    return [f for f in files if f.is_file() and "ocdbt.process_0/d" in f.as_posix()]
+
+
+def _truncate(ckpt):
+    for f in _data_files(ckpt):
+        f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+
+
+def _garbage(ckpt):
+    for f in _data_files(ckpt):
+        f.write_bytes(os.urandom(f.stat().st_size))
+
+
+def _flip(ckpt):  # one byte: zstd may still decode, to wrong numbers
+    f = _data_files(ckpt)[-1]
+    b = bytearray(f.read_bytes())
+    b[len(b) // 2] ^= 0xFF
+    f.write_bytes(bytes(b))
+
+
+def _empty(ckpt):
+    for f in _data_files(ckpt):
+        f.write_bytes(b"")
+
+
+DAMAGE = {
+    "truncated-data": _truncate, "garbage-data": _garbage, "flipped-byte": _flip, "empty-data": _empty,
+    "no-state": lambda c: shutil.rmtree(c / "state"),
+    "tree-not-json": lambda c: (c / "tree.json").write_text("[{"),
+    "tree-binary": lambda c: (c / "tree.json").write_bytes(b"\xff\xfe\x00"),
+    "tree-wrong-form": lambda c: (c / "tree.json").write_text('{"leaf": 1}'),
+    "meta-binary": lambda c: (c / "meta.json").write_bytes(b"\x80abc"),
+    "files-not-json": lambda c: (c / "files.json").write_text("nope"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE), ids=list(DAMAGE))
+def test_damaged_latest_checkpoint_falls_back_to_the_newest_readable(run_dir, damage, capfd):
+    DAMAGE[damage](run_dir / "checkpoints" / "epoch_0003")
+    with pytest.warns(UserWarning, match=r"damaged checkpoint.*epoch_0003.*falling back .* epoch 2"):
+        _, _, _, meta = runs.load_run(run_dir, which="latest")
+    assert meta["epoch"] == 2
+    _no_traceback(capfd)
+
+
+def test_damaged_checkpoint_without_file_list_still_falls_back(run_dir, capfd):
+    ckpt = run_dir / "checkpoints" / "epoch_0003"
+    (ckpt / "files.json").unlink()  # as written before files.json existed
+    _garbage(ckpt)
+    with pytest.warns(UserWarning, match=r"epoch_0003/state is unreadable .*falling back .* epoch 2"):
+        assert runs.load_run(run_dir, which="latest")[3]["epoch"] == 2
+
+
+def test_evaluate_falls_back_and_says_which_epoch(run_dir, capfd):
+    _garbage(run_dir / "checkpoints" / "epoch_0003")
+    with pytest.warns(UserWarning, match="epoch_0003"):
+        assert runs.evaluate(run_dir, which="latest")["epoch"] == 2
+    _no_traceback(capfd)
+
+
+def test_damaged_best_falls_back_to_the_newest_readable(run_dir):
+    best = checkpoint.best(run_dir)
+    _garbage(run_dir / "checkpoints" / f"epoch_{best:04d}")
+    want = 3 if best != 3 else 2
+    with pytest.warns(UserWarning, match=f"epoch_{best:04d}.*falling back .* epoch {want}"):
+        assert runs.load_run(run_dir, which="best")[3]["epoch"] == want
+
+
+@pytest.mark.parametrize("pointer", ["LATEST", "BEST"])
+def test_binary_pointer_falls_back_with_a_warning(run_dir, pointer):
+    (run_dir / "checkpoints" / pointer).write_bytes(b"\x00\xff\x9c" * 10)
+    with pytest.warns(UserWarning, match=f"{pointer}"):
+        assert runs.load_run(run_dir, which=pointer.lower())[3]["epoch"] == 3
+
+
+def test_resume_past_a_damaged_checkpoint_sets_it_aside(run_dir, base, capfd):
+    _truncate(run_dir / "checkpoints" / "epoch_0003")
+    config = dataclasses.replace(base[1], train=dataclasses.replace(base[1].train, epochs=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, history = train.fit(config, data.load_dataset(config.data), run_dir, resume=True, log=None)
+    text = " ".join(str(w.message) for w in caught)
+    assert "epoch_0003" in text and "resuming" in text and "set aside as damaged-epoch_0003" in text
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4] and checkpoint.latest(run_dir) == 4
+    assert len(list((run_dir / "checkpoints").glob("damaged-epoch_0003.*"))) == 1  # kept, not deleted
+    _no_traceback(capfd)
+
+
+def test_no_readable_checkpoint_is_one_clear_cli_line(run_dir, capsys):
+    for ckpt in (run_dir / "checkpoints").glob("epoch_*"):
+        _garbage(ckpt)
+    with pytest.raises(SystemExit) as exc, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cli.main(["evaluate", str(run_dir), "--which", "latest"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1
+    assert err[0].startswith("jena-rnn: error: no readable 'latest' checkpoint in run directory") and "epoch_0002" in err[0]
+
+
+# ------------------------------------------------------------------ class 4: damaged JSON files name themselves
+def _edit_config(fn):
+    def apply(run_dir):
+        cfg = json.loads((run_dir / "config.json").read_text())
+        fn(cfg)
+        (run_dir / "config.json").write_text(json.dumps(cfg))
+    return apply
+
+
+BAD_FILES = {
+    "config-not-json": (lambda r: (r / "config.json").write_text("{'data': "), r"config.json: not valid JSON \(line 1"),
+    "config-binary": (lambda r: (r / "config.json").write_bytes(b"\xff\xd8\xff"), r"config.json: not UTF-8"),
+    "config-a-list": (lambda r: (r / "config.json").write_text("[]"), r"config.json: expected a JSON object"),
+    "config-unknown-field": (_edit_config(lambda c: c["data"].update(colour="red")),
+                             r"config.json: unknown field data.colour"),
+    "config-missing-section": (_edit_config(lambda c: c.pop("model")), r"config.json: field 'model' is missing"),
+    "config-missing-field": (_edit_config(lambda c: c["data"].pop("lookback")),
+                             r"config.json: field data.lookback is missing"),
+    "config-wrong-type": (_edit_config(lambda c: c["data"].update(lookback="120")),
+                          r"config.json: field data.lookback must be int, got '120'"),
+    "config-layer-wrong-type": (_edit_config(lambda c: c["model"]["layers"][0].update(units=8.5)),
+                                r"config.json: field model.layers\[0\].units must be int, got 8.5"),
+    "config-bad-value": (_edit_config(lambda c: c["model"]["layers"][0].update(cell="cnn")),
+                         r"config.json: LayerConfig.cell must be one of"),
+    "stats-not-json": (lambda r: (r / "stats.json").write_text("{"), r"stats.json: not valid JSON"),
+    "stats-binary": (lambda r: (r / "stats.json").write_bytes(b"\x00\x9f"), r"stats.json: not UTF-8"),
+    "stats-missing-mean": (lambda r: (r / "stats.json").write_text('{"columns": ["a"], "target_col": 0}'),
+                           r"stats.json: expected columns, target_col and one mean and std per column"),
+}
+
+
+@pytest.mark.parametrize("bad", list(BAD_FILES), ids=list(BAD_FILES))
+@pytest.mark.parametrize("reader", ["evaluate", "predict"])
+def test_damaged_run_files_are_one_error_naming_the_file(run_dir, bad, reader):
+    damage, message = BAD_FILES[bad]
+    damage(run_dir)
+    with pytest.raises(ValueError, match=message):
+        getattr(runs, reader)(run_dir, which="latest")
+
+
+@pytest.mark.parametrize("bad", ["config-not-json", "config-binary", "config-unknown-field", "config-wrong-type",
+                                 "stats-not-json"])
+def test_resume_with_damaged_run_files_names_the_file(run_dir, base, bad):
+    damage, message = BAD_FILES[bad]
+    damage(run_dir)
+    config = dataclasses.replace(base[1], train=dataclasses.replace(base[1].train, epochs=4))
+    with pytest.raises(ValueError, match=message):
+        train.fit(config, data.load_dataset(config.data), run_dir, resume=True, log=None)
+    assert not (run_dir / loop.LOCK).exists()
+
+
+def test_damaged_history_json_does_not_stop_evaluate_or_resume(run_dir, base):
+    (run_dir / "history.json").write_bytes(b"\xff\x00 not json")  # a report only: meta.json holds the history
+    assert runs.evaluate(run_dir, which="latest")["epoch"] == 3
+    config = dataclasses.replace(base[1], train=dataclasses.replace(base[1].train, epochs=4))
+    _, history = train.fit(config, data.load_dataset(config.data), run_dir, resume=True, log=None)
+    assert len(json.loads((run_dir / "history.json").read_text())) == len(history) == 4
