@@ -12,7 +12,7 @@ import re
 import sys
 
 from jena_rnn.config import (EVAL_MODES, LECTURE_MODELS, OPTIMIZERS, OTHER_SENTINEL_POLICIES, OUTLIER_POLICIES,
-                             SENTINEL_POLICIES, Config, DataConfig, lecture_config)
+                             SENTINEL_POLICIES, Config, DataConfig, fits, lecture_config)
 
 EXIT_USAGE = 2
 
@@ -204,11 +204,11 @@ def apply_sets(cfg: Config, sets: list[str]) -> Config:
             value = json.loads(text) if not isinstance(current, str) else text
         except json.JSONDecodeError:
             value = text
+        annotation = next(f.type for f in dataclasses.fields(sub) if f.name == name)
+        if not fits(value, str(annotation)):  # the same check config.json gets (config.config_from_saved)
+            raise ValueError(f"--set {item!r}: {key} must be {annotation}, got {value!r}")
         if isinstance(value, list):
             value = tuple(value)
-        annotation = next(f.type for f in dataclasses.fields(sub) if f.name == name)
-        if not _matches(value, str(annotation)):
-            raise ValueError(f"--set {item!r}: {key} must be {annotation}, got {value!r}")
         try:
             cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sub, **{name: value})})
         except (TypeError, AttributeError) as e:  # e.g. a string where a number was expected
@@ -231,21 +231,6 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         print(f"{self.prog}: error: {message}\n(see `{self.prog} --help`)", file=sys.stderr)
         sys.exit(EXIT_USAGE)
-
-
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),),
-          "Bound": (int, float, type(None))}
-
-
-def _matches(value, annotation: str) -> bool:
-    """Whether ``value`` fits a config field's annotation such as ``int | None`` or ``tuple[str, ...] | None``."""
-    for part in (p.strip() for p in annotation.split("|")):
-        if part.startswith("tuple"):
-            if isinstance(value, tuple):
-                return True
-        elif isinstance(value, _TYPES.get(part, ())) and not (isinstance(value, bool) and part in ("int", "float")):
-            return True
-    return False
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 CELLS = ("simple_rnn", "lstm", "gru")
 ACTIVATIONS = ("tanh", "relu", "sigmoid", "linear")
@@ -191,6 +192,73 @@ def from_dict(d: dict) -> Config:
     model = ModelConfig(layers=layers, **m)
     return Config(data=data, model=model, optim=OptimConfig(**d.get("optim", {})),
                   train=TrainConfig(**d.get("train", {})))
+
+
+# Fields added after config.json was first written: an older file may lack them (they take their defaults);
+# every other field must be there. Add each new field here.
+ADDED_SINCE = frozenset({"model.remat", "data.other_sentinel_policy", "data.outlier_policy", "data.allow_overlap"})
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
+_SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),),
+            "Bound": (int, float, type(None))}
+
+
+def fits(value: Any, annotation: str) -> bool:
+    """Whether a JSON value fits a config field's annotation, e.g. ``int | None``, ``tuple[str, ...]``."""
+    for part in (p.strip() for p in annotation.split("|")):
+        if part.startswith("tuple[") and isinstance(value, list):
+            inner = [t.strip() for t in part[len("tuple["):-1].split(",")]
+            if inner[-1] == "...":
+                if all(fits(v, inner[0]) for v in value):
+                    return True
+            elif len(value) == len(inner) and all(fits(v, t) for v, t in zip(value, inner)):
+                return True
+        elif part in _SCALARS:
+            if isinstance(value, _SCALARS[part]) and not (isinstance(value, bool) and part != "bool"):
+                return True
+        elif not part.startswith("tuple["):
+            return True  # a nested config (checked on its own)
+    return False
+
+
+def _check_section(d: Any, cls, prefix: str, where) -> None:
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: field {prefix!r} must be an object, got {d!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for name in d:
+        if name not in fields:
+            raise ValueError(f"{where}: unknown field {prefix}.{name} (fields of {prefix}: {sorted(fields)})")
+    for name, f in fields.items():
+        if name not in d:
+            if f"{prefix}.{name}" not in ADDED_SINCE:
+                raise ValueError(f"{where}: field {prefix}.{name} is missing")
+        elif not fits(d[name], str(f.type)):
+            raise ValueError(f"{where}: field {prefix}.{name} must be {f.type}, got {d[name]!r}")
+
+
+def config_from_saved(saved: Any, where) -> Config:
+    """Check a parsed ``config.json`` field by field and rebuild its ``Config``.
+
+    Raises:
+      ValueError: an unknown or missing field, or a value of the wrong type (names ``where`` and the field).
+    """
+    if not isinstance(saved, dict):
+        raise ValueError(f"{where}: expected a JSON object with data, model, optim, train; got {type(saved).__name__}")
+    for name in saved:
+        if name not in _SECTIONS:
+            raise ValueError(f"{where}: unknown field {name!r} (expected {sorted(_SECTIONS)})")
+    for name, cls in _SECTIONS.items():
+        if name not in saved:
+            raise ValueError(f"{where}: field {name!r} is missing")
+        _check_section(saved[name], cls, name, where)
+    layers = saved["model"].get("layers")
+    if not isinstance(layers, list):
+        raise ValueError(f"{where}: field model.layers must be a list, got {layers!r}")
+    for i, layer in enumerate(layers):
+        _check_section(layer, LayerConfig, f"model.layers[{i}]", where)
+    try:
+        return from_dict(saved)
+    except (TypeError, ValueError) as e:  # a value __post_init__ refuses (its message names the field)
+        raise ValueError(f"{where}: {e}") from None
 
 
 def _gru(**kw) -> tuple[LayerConfig, ...]:

@@ -16,7 +16,6 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
 from jena_rnn.config import DataConfig
 from jena_rnn.archive import first_line

@@ -16,7 +16,7 @@ import numpy as np
 
 from jena_rnn import checkpoint, data, distributed, train as training
 from jena_rnn.data import load_table
-from jena_rnn.config import Config, DataConfig, ModelConfig, from_dict
+from jena_rnn.config import Config, DataConfig, ModelConfig, config_from_saved
 from jena_rnn.models import apply_model, count_params
 
 
@@ -108,7 +108,7 @@ def read_run(run_dir: str | Path) -> tuple[Config, dict]:
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.json)")
-    config = training.config_from_saved(checkpoint.read_json(run_dir / "config.json", what="run configuration"),
+    config = config_from_saved(checkpoint.read_json(run_dir / "config.json", what="run configuration"),
                                         run_dir / "config.json")
     path = run_dir / "stats.json"
     stats = checkpoint.read_json(path, what="run statistics")

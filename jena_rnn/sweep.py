@@ -45,7 +45,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from jena_rnn import checkpoint, data, distributed, loop, report, train
-from jena_rnn.config import Config, from_dict, lecture_config, to_dict
+from jena_rnn.config import Config, config_from_saved, from_dict, lecture_config, to_dict
 from jena_rnn.sweep_board import LEADERBOARD, export_member, member_values, write_leaderboard
 from jena_rnn.sweep_grid import AXES, expand, group_label, group_members, parse_axis, static_key
 
@@ -281,7 +281,7 @@ def _run(configs, ds, out, *, names, groups, plan, resume, mesh, chunk, log) -> 
                     and all(isinstance(m, dict) and isinstance(m.get("config"), dict) for m in saved["members"])):
                 raise ValueError(f"{out / 'sweep.json'}: expected a sweep manifest (groups, members with configs)")
             for m in saved["members"]:
-                train.config_from_saved(m["config"], f"{out / 'sweep.json'} (member {m.get('name')})")
+                config_from_saved(m["config"], f"{out / 'sweep.json'} (member {m.get('name')})")
             if json.loads(json.dumps(manifest["members"])) != _without_epochs(saved["members"], manifest["members"]):
                 raise ValueError(f"cannot resume {out}: its sweep.json lists other members or configurations")
             train.check_resume_data(ds, out)

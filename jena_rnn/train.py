@@ -12,7 +12,6 @@ epsilon outside, ``g / (sqrt(nu) + eps)``). The learning rate lives in ``opt_sta
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 import warnings
 from pathlib import Path
@@ -26,8 +25,7 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from jena_rnn import checkpoint, data, distributed, loop, report
 from jena_rnn.loop import TrainingDiverged  # noqa: F401 -- public as train.TrainingDiverged
-from jena_rnn.config import (Config, DataConfig, LayerConfig, ModelConfig, OptimConfig, TrainConfig, from_dict,
-                             to_dict)
+from jena_rnn.config import Config, OptimConfig, config_from_saved, to_dict
 from jena_rnn.models import apply_model, init_model
 
 Array = jax.Array
@@ -344,73 +342,6 @@ def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
                            run_dir=run_dir, config=to_dict(config), write_history=report.write_history, log=log,
                            line=lambda row, hist: report.epoch_line(row, config.train.epochs, hist),
                            patience=config.train.patience, hint="Try a lower --lr.")
-
-
-# fields added after config.json was first written: an older file may lack them (they take their defaults);
-# every other field must be there
-ADDED_SINCE = frozenset({"model.remat"})
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "optim": OptimConfig, "train": TrainConfig}
-_SCALARS = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "None": (type(None),),
-            "Bound": (int, float, type(None))}
-
-
-def _fits(value: Any, annotation: str) -> bool:
-    """Whether a JSON value fits a config field's annotation, e.g. ``int | None``, ``tuple[str, ...]``."""
-    for part in (p.strip() for p in annotation.split("|")):
-        if part.startswith("tuple[") and isinstance(value, list):
-            inner = [t.strip() for t in part[len("tuple["):-1].split(",")]
-            if inner[-1] == "...":
-                if all(_fits(v, inner[0]) for v in value):
-                    return True
-            elif len(value) == len(inner) and all(_fits(v, t) for v, t in zip(value, inner)):
-                return True
-        elif part in _SCALARS:
-            if isinstance(value, _SCALARS[part]) and not (isinstance(value, bool) and part != "bool"):
-                return True
-        elif not part.startswith("tuple["):
-            return True  # a nested config (checked on its own)
-    return False
-
-
-def _check_section(d: Any, cls, prefix: str, where: Path) -> None:
-    if not isinstance(d, dict):
-        raise ValueError(f"{where}: field {prefix!r} must be an object, got {d!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for name in d:
-        if name not in fields:
-            raise ValueError(f"{where}: unknown field {prefix}.{name} (fields of {prefix}: {sorted(fields)})")
-    for name, f in fields.items():
-        if name not in d:
-            if f"{prefix}.{name}" not in ADDED_SINCE:
-                raise ValueError(f"{where}: field {prefix}.{name} is missing")
-        elif not _fits(d[name], str(f.type)):
-            raise ValueError(f"{where}: field {prefix}.{name} must be {f.type}, got {d[name]!r}")
-
-
-def config_from_saved(saved: Any, where: str | Path) -> Config:
-    """Check a parsed ``config.json`` field by field and rebuild its ``Config``.
-
-    Raises:
-      ValueError: an unknown or missing field, or a value of the wrong type (names ``where`` and the field).
-    """
-    if not isinstance(saved, dict):
-        raise ValueError(f"{where}: expected a JSON object with data, model, optim, train; got {type(saved).__name__}")
-    for name in saved:
-        if name not in _SECTIONS:
-            raise ValueError(f"{where}: unknown field {name!r} (expected {sorted(_SECTIONS)})")
-    for name, cls in _SECTIONS.items():
-        if name not in saved:
-            raise ValueError(f"{where}: field {name!r} is missing")
-        _check_section(saved[name], cls, name, where)
-    layers = saved["model"].get("layers")
-    if not isinstance(layers, list):
-        raise ValueError(f"{where}: field model.layers must be a list, got {layers!r}")
-    for i, layer in enumerate(layers):
-        _check_section(layer, LayerConfig, f"model.layers[{i}]", where)
-    try:
-        return from_dict(saved)
-    except (TypeError, ValueError) as e:  # a value __post_init__ refuses (its message names the field)
-        raise ValueError(f"{where}: {e}") from None
 
 
 def _check_resume_config(config: Config, saved: dict, run_dir: Path) -> None:

@@ -164,7 +164,8 @@ def _call(fn):
 def test_evaluate_on_another_file_uses_the_runs_statistics(run_dir, base, tmp_path, capfd):
     config = base[1]
     shifted = _table()
-    shifted = shifted._replace(values=shifted.values * 1.5 + 3.0)  # other units: own stats would hide it
+    shifted = shifted._replace(values=shifted.values + np.float32(3.0) * (np.arange(14) == 1))  # T + 3 degC:
+    # the file's own statistics would hide the shift
     path = _csv(tmp_path / "other.csv", shifted)
     out = runs.evaluate(run_dir, which="latest", data_path=path)
     saved = json.loads((run_dir / "stats.json").read_text())
@@ -197,9 +198,30 @@ def test_evaluate_and_predict_refuse_other_columns_naming_both(run_dir, tmp_path
     frame.insert(0, "Date Time", pd.to_datetime(t.times).strftime("%d.%m.%Y %H:%M:%S"))
     path = tmp_path / "other.csv"
     frame.to_csv(path, index=False)
-    for fn in (runs.evaluate, runs.predict):
-        with pytest.raises(ValueError, match=r"columns \[.*\] differ from the run's \['p \(mbar\)'"):
+    for fn in (runs.evaluate, runs.predict):  # a Jena-like header is refused by the loader before the run's check
+        with pytest.raises(ValueError, match=r"other\.csv: line 1.*header is not the Jena header"):
             fn(run_dir, data_path=str(path))
+
+
+def test_a_run_on_a_described_csv_refuses_other_columns_naming_both(tmp_path):
+    """With a generic (described) CSV the loader cannot know the columns: the run's own check refuses."""
+    import pandas as pd
+
+    t = _table(rows=1200)
+    cols = ["p (mbar)", "T (degC)", "rh (%)"]
+    frame = pd.DataFrame(t.values[:, [0, 1, 4]], columns=cols)
+    frame.insert(0, "when", pd.to_datetime(t.times).strftime("%Y-%m-%d %H:%M:%S"))
+    frame.to_csv(tmp_path / "mine.csv", index=False)
+    d = dataclasses.replace(TINY_DATA, path=str(tmp_path / "mine.csv"), time_column="when",
+                            time_format="%Y-%m-%d %H:%M:%S", columns=None, train=(0, 600), val=(600, 900),
+                            test=(900, None))
+    config = dataclasses.replace(tiny_config(epochs=1, steps=1), data=d)
+    train.fit(config, data.load_dataset(d), tmp_path / "run", log=None)
+    frame[["when", "T (degC)", "p (mbar)", "rh (%)"]].to_csv(tmp_path / "swapped.csv", index=False)
+    for fn in (runs.evaluate, runs.predict):
+        with pytest.raises(ValueError, match=r"swapped\.csv: columns \['T \(degC\)', 'p \(mbar\)', 'rh \(%\)'\] "
+                                             r"differ from the run's \['p \(mbar\)', 'T \(degC\)', 'rh \(%\)'\]"):
+            fn(tmp_path / "run", data_path=str(tmp_path / "swapped.csv"))
 
 
 @pytest.mark.parametrize("change, what", [
