@@ -45,7 +45,7 @@ def open_run(run_dir: Path | None, state: Any, *, resume: bool,
         raise FileExistsError(f"{run_dir} already holds checkpoints: pass resume=True (--resume) "
                               "to continue it, or choose another output directory")
     check_config(json.loads((Path(run_dir) / "config.json").read_text()))
-    state, meta = checkpoint.restore(run_dir, state, which="latest")
+    state, meta = checkpoint.restore(run_dir, state, which="latest", resume=True)
     return state, list(meta["history"])
 
 

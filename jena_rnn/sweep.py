@@ -182,7 +182,7 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     if group_dir is not None and checkpoint.latest(group_dir) is not None:
         if not resume:
             raise FileExistsError(f"{group_dir} already holds checkpoints: pass resume=True (--resume)")
-        sw, meta = checkpoint.restore(group_dir, distributed.to_host(sw), which="latest")
+        sw, meta = checkpoint.restore(group_dir, distributed.to_host(sw), which="latest", resume=True)
         results = meta["history"]
         if [r["name"] for r in results] != names:
             raise ValueError(f"cannot resume {group_dir}: its members {[r['name'] for r in results]} "
