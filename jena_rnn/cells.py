@@ -8,14 +8,20 @@ Row-vector convention (``x @ w_x``). Fused column order: LSTM ``i, f, g, o``; GR
 SimpleRNN h' = act(x Wx + h Wh + b)
 LSTM  i = σ(x Wxi + h Whi + bi)   f = σ(x Wxf + h Whf + bf)   g = act(x Wxg + h Whg + bg)
       o = σ(x Wxo + h Who + bo)   c' = f*c + i*g              h' = o*act(c')
-GRU   z = σ(x Wxz + bxz + h Whz + bhz)        r = σ(x Wxr + bxr + h Whr + bhr)
-      reset_after=True : n = act(x Wxn + bxn + r*(h Whn + bhn))
-      reset_after=False: n = act(x Wxn + bxn + (r*h) Whn + bhn)
+GRU   reset_after=False (the lecture's, Keras 2.0.8: one bias per gate)
+        z = σ(x Wxz + bz + h Whz)   r = σ(x Wxr + br + h Whr)   n = act(x Wxn + bn + (r*h) Whn)
+      reset_after=True (Keras 2.3+ default, PyTorch, cuDNN: a second, recurrent bias)
+        z = σ(x Wxz + bxz + h Whz + bhz)   r = σ(x Wxr + bxr + h Whr + bhr)
+        n = act(x Wxn + bxn + r*(h Whn + bhn))
       h' = (1-z)*h + z*n        (the lecture's convention: z close to 1 takes the new candidate)
 ```
-Both GRU variants share one parameter pytree, so ``reset_after`` can be flipped on identical weights.
-Keras and PyTorch write ``h' = z*h + (1-z)*n``: their z is our 1-z, so ``interop.py`` negates the z
-block of their weights and biases (σ(-a) = 1-σ(a)), which is exact.
+The GRU's params are ``w_x [F, 3H]``, ``w_h [H, 3H]``, ``b_x [3H]`` (b above, or bx), plus ``b_h [3H]``
+(bh) in the reset-after form only. In the reset-before form a second bias would only duplicate the first
+(both just add to the same pre-activation: identical gradients, so RMSprop would move their sum twice
+as fast, and GRU(32) + Dense(1) on 14 features would have 4,641 parameters instead of Keras 2.0.8's
+4,545), so it has one. ``param_keys`` gives the keys of each form; the steps and ``rnn.unroll`` refuse
+any other key set. Keras and PyTorch write ``h' = z*h + (1-z)*n``: their z is our 1-z, so ``interop.py``
+negates the z block of their weights and biases (σ(-a) = 1-σ(a)), which is exact.
 
 Each cell has one private gate function taking the precomputed input projection
 ``xp = x @ w_x + b`` (``b_x`` for the GRU) already split per gate. The public ``*_step`` computes
@@ -87,15 +93,50 @@ def init_lstm(key: Array, in_features: int, units: int) -> dict:
     return {"w_x": w_x, "w_h": w_h, "b": b}
 
 
-def init_gru(key: Array, in_features: int, units: int) -> dict:
-    """Initialise a GRU (Keras defaults). One pytree serves both ``reset_after`` forms.
+def init_gru(key: Array, in_features: int, units: int, *, reset_after: bool = False) -> dict:
+    """Initialise a GRU of the given form (Keras defaults).
 
+    Args:
+      reset_after: the form (module docstring): True adds the recurrent bias ``b_h``.
     Returns:
-      {"w_x": [F, 3H], "w_h": [H, 3H], "b_x": [3H] zeros, "b_h": [3H] zeros} in gate order z, r, n.
+      {"w_x": [F, 3H], "w_h": [H, 3H], "b_x": [3H] zeros} (+ "b_h": [3H] zeros when reset_after), in
+      gate order z, r, n.
     """
     w_x, w_h = _init_weights(key, in_features, units, 3)
     zeros = jnp.zeros((3 * units,), jnp.float32)
-    return {"w_x": w_x, "w_h": w_h, "b_x": zeros, "b_h": zeros}
+    return {"w_x": w_x, "w_h": w_h, "b_x": zeros, **({"b_h": zeros} if reset_after else {})}
+
+
+def param_keys(cell: str, *, reset_after: bool = False) -> tuple[str, ...]:
+    """Return the param keys of ``cell`` (``reset_after``: the GRU's form; ignored for other cells)."""
+    check_cell(cell)
+    if cell != "gru":
+        return ("w_x", "w_h", "b")
+    return ("w_x", "w_h", "b_x", "b_h") if reset_after else ("w_x", "w_h", "b_x")
+
+
+def check_param_keys(name: str, cell: str, params, *, reset_after: bool = False) -> None:
+    """Raise ``ValueError`` (prefixed ``name``) unless ``params`` has exactly ``param_keys``' keys.
+
+    The message names each missing or unexpected key; for the GRU it also names the form, since the
+    two forms differ by ``b_h`` only.
+    """
+    if not hasattr(params, "keys"):
+        raise ValueError(f"{name}: params for {cell!r} must be a dict, got {type(params).__name__}")
+    want = param_keys(cell, reset_after=reset_after)
+    missing = [k for k in want if k not in params]
+    extra = sorted(str(k) for k in params if k not in want)
+    if not missing and not extra:
+        return
+    form = ""
+    if cell == "gru":
+        form = (" (a reset-after GRU, reset_after=True, has two biases: b_x and b_h)" if reset_after else
+                " (a reset-before GRU, reset_after=False, has one bias per gate: b_x only; a b_h from an "
+                "older jena_rnn adds to the same pre-activation, so use b_x + b_h as b_x)")
+    what = "; ".join(part for part in (f"missing {missing}" if missing else "",
+                                       f"unexpected {extra}" if extra else "") if part)
+    raise ValueError(f"{name}: params for {cell!r} {what}; expected keys {list(want)}, "
+                     f"got {sorted(map(str, params))}{form}")
 
 
 # ---------------------------------------------------------------- gate functions (shared)
@@ -130,20 +171,23 @@ def lstm_cell(params: dict, state: LSTMState, xp: tuple[Array, Array, Array, Arr
 
 def gru_cell(params: dict, h: Array, xp: tuple[Array, Array, Array], *, reset_after: bool = False,
              activation: str = "tanh", rec_mask: Array | None = None) -> tuple[Array, Array]:
-    """Advance a GRU given ``xp = (xz, xr, xn)``, the blocks of ``x @ w_x + b_x``, each [B, H]."""
+    """Advance a GRU given ``xp = (xz, xr, xn)``, the blocks of ``x @ w_x + b_x``, each [B, H].
+
+    ``params["b_h"]`` is read only when ``reset_after`` (the reset-before form has no such key).
+    """
     units = h.shape[-1]
-    w_h, b_h = params["w_h"], params["b_h"]
+    w_h = params["w_h"]
     h_in = h if rec_mask is None else h * rec_mask
     if reset_after:
-        hz, hr, hn = jnp.split(h_in @ w_h + b_h, 3, axis=-1)
+        hz, hr, hn = jnp.split(h_in @ w_h + params["b_h"], 3, axis=-1)
         z = jax.nn.sigmoid(xp[0] + hz)
         r = jax.nn.sigmoid(xp[1] + hr)
         n = get_activation(activation)(xp[2] + r * hn)
-    else:
-        hz, hr = jnp.split(h_in @ w_h[:, :2 * units] + b_h[:2 * units], 2, axis=-1)
+    else:  # one bias per gate, already in xp
+        hz, hr = jnp.split(h_in @ w_h[:, :2 * units], 2, axis=-1)
         z = jax.nn.sigmoid(xp[0] + hz)
         r = jax.nn.sigmoid(xp[1] + hr)
-        n = get_activation(activation)(xp[2] + (r * h_in) @ w_h[:, 2 * units:] + b_h[2 * units:])
+        n = get_activation(activation)(xp[2] + (r * h_in) @ w_h[:, 2 * units:])
     h_new = (1.0 - z) * h + z * n
     return h_new, h_new
 
@@ -161,9 +205,10 @@ def input_projection(cell: str, params: dict, x: Array) -> tuple[Array, ...]:
 
 
 # ---------------------------------------------------------------- public steps
-def _check_step(cell: str, params: dict, state, x: Array) -> None:
+def _check_step(cell: str, params: dict, state, x: Array, *, reset_after: bool = False) -> None:
     """Check a public step's arguments (static shapes, so also under jit); errors name the argument."""
     name = f"{cell}_step"
+    check_param_keys(name, cell, params, reset_after=reset_after)
     w_x, w_h = params["w_x"], params["w_h"]
     g = GATES[cell]
     if getattr(x, "ndim", None) != 2:
@@ -174,6 +219,10 @@ def _check_step(cell: str, params: dict, state, x: Array) -> None:
     units = w_x.shape[1] // g
     if tuple(w_h.shape) != (units, g * units):
         raise ValueError(f"{name}: params['w_h'] has shape {tuple(w_h.shape)}, expected ({units}, {g * units})")
+    for k in param_keys(cell, reset_after=reset_after)[2:]:
+        if tuple(getattr(params[k], "shape", ())) != (g * units,):
+            raise ValueError(f"{name}: params[{k!r}] has shape {tuple(getattr(params[k], 'shape', ()))}, "
+                             f"expected ({g * units},)")
     if (cell == "lstm") != isinstance(state, LSTMState):
         raise ValueError(f"{name}: state must be " + ("an LSTMState(h, c)" if cell == "lstm" else "an array h")
                          + f", got {type(state).__name__}")
@@ -216,7 +265,7 @@ def gru_step(params: dict, h: Array, x: Array, *, reset_after: bool = False,
     """Advance a GRU by one step (equations: module docstring, order z, r, n; h' = (1-z)*h + z*n).
 
     Args:
-      params: w_x [F, 3H], w_h [H, 3H], b_x [3H], b_h [3H].
+      params: w_x [F, 3H], w_h [H, 3H], b_x [3H] (+ b_h [3H] when reset_after; exactly these keys).
       h: previous hidden state [B, H].   x: inputs at this step [B, F].
       reset_after: apply r after the recurrent matmul (True, Keras default / PyTorch) or before it
         (False, the lecture / Cho et al. 2014).
@@ -224,7 +273,7 @@ def gru_step(params: dict, h: Array, x: Array, *, reset_after: bool = False,
     Returns:
       (h_new, h_new), each [B, H], i.e. lax.scan's (carry, output).
     """
-    _check_step("gru", params, h, x)
+    _check_step("gru", params, h, x, reset_after=reset_after)
     return gru_cell(params, h, input_projection("gru", params, x), reset_after=reset_after,
                     activation=activation)
 
@@ -241,9 +290,14 @@ def check_cell(cell: str) -> None:
         raise ValueError(f"unknown cell {cell!r}; expected one of {tuple(GATES)}")
 
 
-def init_cell(cell: str, key: Array, in_features: int, units: int) -> dict:
-    """Initialise the params of ``cell`` ("simple_rnn" | "lstm" | "gru"); see ``init_<cell>``."""
+def init_cell(cell: str, key: Array, in_features: int, units: int, *, reset_after: bool = False) -> dict:
+    """Initialise the params of ``cell`` ("simple_rnn" | "lstm" | "gru"); see ``init_<cell>``.
+
+    ``reset_after``: the GRU's form (``init_gru``); ignored for the other cells.
+    """
     check_cell(cell)
+    if cell == "gru":
+        return init_gru(key, in_features, units, reset_after=reset_after)
     return INIT_FNS[cell](key, in_features, units)
 
 

@@ -53,7 +53,11 @@ the matching leaf of `like`.
 
 Older layouts. ``LEGACY_LEAVES`` lists leaves that changed name and layout between versions; a
 checkpoint holding the old form is converted on restore when the target wants the new one (so runs
-saved by an older jena_rnn still resume, evaluate and predict).
+saved by an older jena_rnn still resume, evaluate and predict). ``LEGACY_FOLDS`` lists leaves that
+disappeared into a sibling (e.g. the reset-before GRU's second bias ``b_h``, folded into ``b_x``): the
+fold is exact for the parameters, so such a run still evaluates and predicts, but not for the
+optimiser's copies of them (RMSprop's running average of each), so ``restore(..., resume=True)``
+refuses it with a ``ValueError`` saying why.
 """
 from __future__ import annotations
 
@@ -82,6 +86,17 @@ _CKPT = "checkpoints"
 LEGACY_LEAVES = (
     # before 2026-11-26 the MLP's hidden kernel was stored as w [T*F, units]; now w_t = w.T (models.py)
     ("['hidden']['w']", "['hidden']['w_t']", lambda a: np.swapaxes(a, -1, -2)),
+)
+# (key-path suffix of a leaf that no longer exists, suffix of the sibling it folds into, (into, old) ->
+# new value of into, why a resumed run cannot use the result). A leaf is folded only when the target
+# lacks it and wants the sibling; suffixes also match optimiser copies and stacked sweep leaves.
+LEGACY_FOLDS = (
+    # before 2026-12 a reset-before GRU had a second bias b_h; b_x + b_h is the same GRU (cells.py)
+    ("['b_h']", "['b_x']", np.add,
+     "it was written by an older jena_rnn whose reset-before GRU (reset_after=False) had two biases, "
+     "b_x and b_h; they are folded into the one bias b_x exactly, but the optimiser's running averages "
+     "of the two cannot be combined into the one the new layout would have had, so training cannot "
+     "continue from it. Evaluate and predict still work; start a new run to train"),
 )
 _PREFIX = "epoch_"
 _TMP = ".jena-rnn-tmp-"  # the project's own temporaries: `_tmp_name`, pruned only when stale
@@ -447,7 +462,8 @@ def best(run_dir: str | os.PathLike) -> int | None:
     return epoch
 
 
-def restore(run_dir: str | os.PathLike, like: Any, *, which: str | int = "latest") -> tuple[Any, dict]:
+def restore(run_dir: str | os.PathLike, like: Any, *, which: str | int = "latest",
+            resume: bool = False) -> tuple[Any, dict]:
     """Load a checkpoint into a pytree with the structure and leaf types of `like`.
 
     A damaged checkpoint (unreadable, truncated or altered files, see the module docstring) is skipped
@@ -459,6 +475,8 @@ def restore(run_dir: str | os.PathLike, like: Any, *, which: str | int = "latest
       like: a pytree with the saved structure (e.g. a freshly initialised `TrainState`); its leaves
         may be arrays or `jax.ShapeDtypeStruct`s. Only its treedef, shapes, dtypes and key impls are used.
       which: "latest", "best", or an epoch number (no fallback: that epoch or an error).
+      resume: the state will continue training (``--resume``): refuse a checkpoint that needs a
+        ``LEGACY_FOLDS`` conversion, which is exact for evaluation only. False: evaluate or predict.
     Returns:
       (state, meta): state has `like`'s treedef (jax arrays where `like` has jax arrays or abstract
       leaves, numpy arrays for numpy leaves, Python scalars for Python scalars); meta is the saved
@@ -466,9 +484,10 @@ def restore(run_dir: str | os.PathLike, like: Any, *, which: str | int = "latest
     Raises:
       FileNotFoundError: no such checkpoint in `run_dir`.
       Damaged (a ValueError): no readable checkpoint (names the run directory and what is damaged).
-      ValueError: the saved tree does not match `like` (names the leaf path and both shapes/dtypes).
+      ValueError: the saved tree does not match `like` (names the leaf path and both shapes/dtypes),
+        or `resume` and the checkpoint's older layout cannot be continued (says why).
     """
-    state, meta, _ = _restore_readable(Path(run_dir), like, which)
+    state, meta, _ = _restore_readable(Path(run_dir), like, which, resume=resume)
     return state, meta
 
 
@@ -481,7 +500,7 @@ def resume(run_dir: str | os.PathLike, like: Any) -> tuple[Any, dict]:
     epoch sets it again). Warns naming what was set aside.
     """
     run_dir = Path(run_dir)
-    state, meta, damaged = _restore_readable(run_dir, like, "latest")
+    state, meta, damaged = _restore_readable(run_dir, like, "latest", resume=True)
     if damaged and distributed.is_main():  # under jax.distributed, process 0 alone writes
         root = run_dir / _CKPT
         moved = []
@@ -499,7 +518,8 @@ def resume(run_dir: str | os.PathLike, like: Any) -> tuple[Any, dict]:
     return state, meta
 
 
-def _restore_readable(run_dir: Path, like: Any, which) -> tuple[Any, dict, list[tuple[int, str]]]:
+def _restore_readable(run_dir: Path, like: Any, which, *, resume: bool = False
+                      ) -> tuple[Any, dict, list[tuple[int, str]]]:
     """Restore the first readable of the candidates for ``which``; return (state, meta, damaged ones)."""
     epochs = _epochs(run_dir)
     if which == "latest":
@@ -522,7 +542,7 @@ def _restore_readable(run_dir: Path, like: Any, which) -> tuple[Any, dict, list[
     damaged: list[tuple[int, str]] = []
     for epoch in candidates:
         try:
-            state, meta = _restore_one(run_dir / _CKPT / _dir_name(epoch), like)
+            state, meta = _restore_one(run_dir / _CKPT / _dir_name(epoch), like, resume=resume)
         except Damaged as e:
             damaged.append((epoch, str(e)))
             continue
@@ -557,14 +577,18 @@ def _read_entries(ckpt_dir: Path) -> tuple[list[dict], dict]:
     return entries, meta
 
 
-def _restore_one(ckpt_dir: Path, like: Any) -> tuple[Any, dict]:
-    """Restore one checkpoint directory; `Damaged` if its files are, ValueError if `like` does not fit."""
+def _restore_one(ckpt_dir: Path, like: Any, *, resume: bool = False) -> tuple[Any, dict]:
+    """Restore one checkpoint directory; `Damaged` if its files are, ValueError if `like` does not fit
+    (or, with `resume`, if its older layout can be evaluated but not trained on: ``LEGACY_FOLDS``)."""
     import orbax.checkpoint as ocp
 
     entries, meta = _read_entries(ckpt_dir)
     path_leaves, treedef = jax.tree_util.tree_flatten_with_path(like)
     like_paths = [jax.tree_util.keystr(p) for p, _ in path_leaves]
-    entries, convert = _upgrade(entries, set(like_paths))
+    entries, convert, folded = _upgrade(entries, set(like_paths))
+    if folded and resume:
+        why = next(why for old, _, _, why in LEGACY_FOLDS if folded[0].endswith(old))
+        raise ValueError(f"cannot resume from checkpoint {ckpt_dir}: {why}")
     saved_paths = [e["path"] for e in entries]
     if like_paths != saved_paths:
         missing = [p for p in saved_paths if p not in like_paths]
@@ -579,7 +603,8 @@ def _restore_one(ckpt_dir: Path, like: Any) -> tuple[Any, dict]:
                              f"{tuple(entry['shape'])} dtype {entry['dtype']} but the target has shape "
                              f"{tuple(want['shape'])} dtype {want['dtype']}")
 
-    names = [f"leaf_{i:04d}" for i, e in enumerate(entries) if int(np.prod(e["shape"]))]
+    stored = [e for entry in entries for e in (entry, *(src for src, _ in entry.get("folds", ())))]
+    names = [e["leaf"] for e in stored if int(np.prod(e["shape"]))]
     loaded: dict[str, np.ndarray] = {}
     if names:
         _verify_files(ckpt_dir)
@@ -591,37 +616,60 @@ def _restore_one(ckpt_dir: Path, like: Any) -> tuple[Any, dict]:
         except Exception as e:  # noqa: BLE001 -- whatever orbax/tensorstore raise, the files are unreadable
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             raise Damaged(f"{ckpt_dir / 'state'} is unreadable ({type(e).__name__}: {first})") from None
-        sizes = [int(np.prod(e["shape"])) for e in entries if int(np.prod(e["shape"]))]
-        for n, size in zip(names, sizes):  # the size: a converted leaf (LEGACY_LEAVES) has another shape
-            if loaded.get(n) is None or np.size(loaded[n]) != size:
-                raise Damaged(f"{ckpt_dir / 'state'}: leaf {n} is missing or has the wrong size")
+        for e in stored:  # the size: a converted leaf (LEGACY_LEAVES) has another shape
+            size = int(np.prod(e["shape"]))
+            if size and (loaded.get(e["leaf"]) is None or np.size(loaded[e["leaf"]]) != size):
+                raise Damaged(f"{ckpt_dir / 'state'}: leaf {e['leaf']} is missing or has the wrong size")
+
+    def value_of(entry: dict) -> np.ndarray:
+        value = loaded.get(entry["leaf"])
+        return np.zeros(entry["shape"], np.dtype(entry["dtype"])) if value is None else value
+
     leaves = []
     for i, ((_, leaf), entry) in enumerate(zip(path_leaves, entries)):
-        value = loaded.get(f"leaf_{i:04d}")
-        if value is None:
-            value = np.zeros(entry["shape"], np.dtype(entry["dtype"]))
-        elif i in convert:
+        value = value_of(entry)
+        if i in convert:
             value = np.ascontiguousarray(convert[i](value))
+        for src, combine in entry.get("folds", ()):
+            value = np.asarray(combine(value, value_of(src)), value.dtype)
         leaves.append(_like_type(leaf, value))
     return jax.tree_util.tree_unflatten(treedef, leaves), meta
 
 
-def _upgrade(entries: list[dict], wanted: set[str]) -> tuple[list[dict], dict]:
-    """Rename saved leaves of an older layout (``LEGACY_LEAVES``) that the target wants in the new one.
+def _upgrade(entries: list[dict], wanted: set[str]) -> tuple[list[dict], dict, list[str]]:
+    """Convert saved leaves of an older layout that the target wants in the new one.
+
+    Renames (``LEGACY_LEAVES``) change an entry's path and shape; folds (``LEGACY_FOLDS``) drop an entry
+    the target lacks and attach it, as ``entry["folds"] = [(dropped entry, combine)]``, to the sibling
+    it folds into. Every entry gets ``"leaf"``, the name of its stored array.
 
     Returns:
-      (entries with new paths and shapes, {leaf index: conversion of the loaded value}).
+      (entries in the target's order, {position: conversion of the loaded value}, saved paths folded).
     """
+    entries = [{**e, "leaf": f"leaf_{i:04d}"} for i, e in enumerate(entries)]
+    saved = {e["path"] for e in entries}
+    into: dict[str, list] = {}
+    for entry in entries:
+        for old, new, combine, _ in LEGACY_FOLDS:
+            target = entry["path"][:-len(old)] + new if entry["path"].endswith(old) else None
+            if target is not None and entry["path"] not in wanted and target in wanted and target in saved:
+                into.setdefault(target, []).append((entry, combine))
+                break
+    folded = [src["path"] for pairs in into.values() for src, _ in pairs]
     out, convert = [], {}
-    for i, entry in enumerate(entries):
+    for entry in entries:
+        if entry["path"] in folded:
+            continue
+        if entry["path"] in into:
+            entry = {**entry, "folds": into[entry["path"]]}
         for old, new, fn in LEGACY_LEAVES:
             path = entry["path"][:-len(old)] + new if entry["path"].endswith(old) else None
             if path is not None and path in wanted and entry["path"] not in wanted:
                 shape = list(fn(np.broadcast_to(np.zeros((), entry["dtype"]), entry["shape"])).shape)
-                entry, convert[i] = {**entry, "path": path, "shape": shape}, fn
+                entry, convert[len(out)] = {**entry, "path": path, "shape": shape}, fn
                 break
         out.append(entry)
-    return out, convert
+    return out, convert, folded
 
 
 def _like_type(leaf: Any, value: np.ndarray) -> Any:

@@ -1,29 +1,29 @@
 """Convert cell weights to and from PyTorch and Keras layouts (numpy in, numpy out).
 
 Our layout (``cells.py``): row-vector ``x @ w_x``, ``w_x [F, G*H]``, ``w_h [H, G*H]``; LSTM order
-``i, f, g, o`` with one bias ``b``; GRU order ``z, r, n`` with ``b_x``, ``b_h`` and ``h' = (1-z)*h + z*n``.
+``i, f, g, o`` with one bias ``b``; GRU order ``z, r, n`` with ``b_x`` (plus ``b_h`` in the reset-after
+form only) and ``h' = (1-z)*h + z*n``.
 
 PyTorch (``nn.RNN`` with tanh, ``nn.LSTM``, ``nn.GRU``): ``weight_ih_l{k} [G*H, F]``,
 ``weight_hh_l{k} [G*H, H]``, ``bias_ih_l{k}``, ``bias_hh_l{k}`` ``[G*H]``; LSTM order ``i|f|g|o``;
 GRU order ``r|z|n``, always the reset-after form, ``h' = (1-z)*n + z*h``.
 Keras (``SimpleRNN``, ``LSTM``, ``GRU``): ``kernel [F, G*H]``, ``recurrent_kernel [H, G*H]``; LSTM
 ``[i, f, c, o]`` (= ours) with ``bias [4H]``; GRU ``[z, r, h]``, ``h = z*h_prev + (1-z)*hh``, ``bias``
-``[3H]`` (``reset_after=False``: input bias only) or ``[2, 3H]`` (``reset_after=True``: input row,
-recurrent row).
+``[3H]`` (``reset_after=False``, Keras 2.0.8's form: one bias, our ``b_x``) or ``[2, 3H]``
+(``reset_after=True``: input row ``b_x``, recurrent row ``b_h``).
 
 The GRU's z: PyTorch's and Keras's z is our 1-z. Since σ(-a) = 1-σ(a), negating the z block of both
-weight matrices and both biases converts exactly (no rounding), in both directions.
-A torch GRU is a reset-after GRU: run converted weights with ``reset_after=True``. Keras's
-``reset_after`` must match the form you run ours with.
+weight matrices and of the biases converts exactly (no rounding), in both directions.
+A torch GRU is a reset-after GRU: ``from_torch`` gives reset-after params (``b_x``, ``b_h``); run them
+with ``reset_after=True``. PyTorch has no reset-before form, so ``to_torch`` refuses a reset-before GRU
+(one bias) rather than export weights that torch would run as a different function. Keras's
+``reset_after`` must match the form of our params: it fixes the bias layout on both sides.
 
-Exactness: every conversion is a transpose, a block permutation and a negation, except that torch and
-Keras ``reset_after=False`` keep biases that we store as one sum: ``from_torch`` for SimpleRNN/LSTM
-sets ``b = bias_ih + bias_hh`` (one float32 rounding), ``to_torch`` writes ``bias_ih = b``,
-``bias_hh = 0``; ``to_keras(..., reset_after=False)`` writes ``bias = b_x + b_h`` (the two are
-mathematically equivalent there, since both biases only add; ``from_keras`` sets ``b_h = 0``). So
-params -> foreign -> params is bit-exact except for that Keras reset-before GRU with a non-zero ``b_h``
-(it comes back as the equivalent ``b_x + b_h``, ``b_h = 0``), and foreign -> params -> foreign is
-bit-exact for the GRU and for zero ``bias_hh``.
+Exactness: every conversion is a transpose, a block permutation and a negation, except that torch keeps
+two biases for SimpleRNN/LSTM that we store as one sum: ``from_torch`` sets ``b = bias_ih + bias_hh``
+(one float32 rounding), ``to_torch`` writes ``bias_ih = b``, ``bias_hh = 0``. So params -> foreign ->
+params is bit-exact everywhere, and foreign -> params -> foreign is bit-exact for the GRU (both libraries,
+both forms) and for zero ``bias_hh``.
 """
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jena_rnn.cells import GATES, check_cell
+from jena_rnn.cells import GATES, check_cell, check_param_keys
 
 _TORCH_GRU = (1, 0, 2)  # torch block k holds our block _TORCH_GRU[k]: torch r|z|n, ours z|r|n
 
@@ -69,7 +69,8 @@ def from_torch(cell: str, weights, *, layer: int = 0, suffix: str = "") -> dict:
         tuple ``(weight_ih [G*H, F], weight_hh [G*H, H], bias_ih [G*H] | None, bias_hh [G*H] | None)``.
       layer, suffix: which layer / direction of a state_dict (``suffix="_reverse"`` for the backward one).
     Returns:
-      numpy params: w_x [F, G*H], w_h [H, G*H], and b [G*H] or (GRU) b_x, b_h [3H], z negated.
+      numpy params: w_x [F, G*H], w_h [H, G*H], and b [G*H] or (GRU, the reset-after form) b_x, b_h [3H],
+      z negated.
     """
     check_cell(cell)
     if isinstance(weights, Mapping):
@@ -101,13 +102,22 @@ def from_torch(cell: str, weights, *, layer: int = 0, suffix: str = "") -> dict:
 def to_torch(cell: str, params: dict, *, layer: int = 0, suffix: str = "") -> dict[str, np.ndarray]:
     """Convert our params to a PyTorch ``state_dict`` fragment of numpy arrays.
 
-    Load with ``module.load_state_dict({k: torch.from_numpy(v) for k, v in out.items()})``. A GRU
-    becomes torch's reset-after GRU; SimpleRNN/LSTM get ``bias_ih = b`` and ``bias_hh = 0``.
+    Load with ``module.load_state_dict({k: torch.from_numpy(v) for k, v in out.items()})``. A GRU must
+    be the reset-after form (``b_x``, ``b_h``), the only one torch has; SimpleRNN/LSTM get
+    ``bias_ih = b`` and ``bias_hh = 0``.
 
     Returns:
       {"weight_ih_l{layer}{suffix}": [G*H, F], "weight_hh_...": [G*H, H], "bias_ih_...", "bias_hh_...": [G*H]}.
+    Raises:
+      ValueError: a reset-before GRU (one bias ``b_x``): torch's GRU would run it as a different function.
     """
     check_cell(cell)
+    if cell == "gru" and "b_h" not in params and "b_x" in params:
+        raise ValueError("to_torch: these GRU params have one bias (b_x), i.e. the reset-before form "
+                         "(reset_after=False); PyTorch's nn.GRU is always reset-after and would compute a "
+                         "different function with these weights. Train with reset_after=True to export to "
+                         "PyTorch, or use to_keras(..., reset_after=False)")
+    check_param_keys("to_torch", cell, params, reset_after=True)
     p = {k: _np(v) for k, v in params.items()}
     _check_units(cell, "to_torch: params['w_x']", p["w_x"], 1)
     if cell == "gru":
@@ -130,7 +140,7 @@ def from_keras(cell: str, kernel, recurrent_kernel, bias, *, reset_after: bool |
       kernel: [F, G*H].   recurrent_kernel: [H, G*H].   bias: [G*H], or for a reset-after GRU [2, G*H].
       reset_after: GRU only; None infers it from ``bias.ndim`` (2 = True). Run ours with the same form.
     Returns:
-      numpy params in our layout (GRU: z block negated; ``reset_after=False`` gives ``b_h = 0``).
+      numpy params in our layout (GRU: z block negated; ``b_h`` only for ``reset_after=True``).
     """
     check_cell(cell)
     k, rk, b = _np(kernel), _np(recurrent_kernel), _np(bias)
@@ -149,27 +159,28 @@ def from_keras(cell: str, kernel, recurrent_kernel, bias, *, reset_after: bool |
     if b.shape != expected:
         raise ValueError(f"from_keras: GRU bias with reset_after={reset_after} must have shape {expected}, "
                          f"got {b.shape}")
-    b_x, b_h = (b[0], b[1]) if reset_after else (b, np.zeros_like(b))
-    return {"w_x": _neg_z(k), "w_h": _neg_z(rk), "b_x": _neg_z(b_x), "b_h": _neg_z(b_h)}
+    out = {"w_x": _neg_z(k), "w_h": _neg_z(rk), "b_x": _neg_z(b[0] if reset_after else b)}
+    return {**out, "b_h": _neg_z(b[1])} if reset_after else out
 
 
 def to_keras(cell: str, params: dict, *, reset_after: bool | None = None) -> tuple[np.ndarray, ...]:
     """Convert our params to Keras ``set_weights`` order ``(kernel, recurrent_kernel, bias)``.
 
     Args:
-      reset_after: required for the GRU: the ``reset_after`` of the Keras layer (and of our runs).
-        True gives bias [2, 3H] (rows b_x, b_h); False gives bias [3H] = b_x + b_h.
+      reset_after: required for the GRU: the ``reset_after`` of the Keras layer and the form of
+        ``params``. True gives bias [2, 3H] (rows b_x, b_h); False gives bias [3H] = b_x.
     Returns:
       kernel [F, G*H], recurrent_kernel [H, G*H], bias (z block negated for the GRU).
     """
     check_cell(cell)
+    if cell == "gru" and reset_after is None:
+        raise ValueError("to_keras: pass reset_after=True|False for a GRU (it fixes the Keras bias shape)")
+    check_param_keys("to_keras", cell, params, reset_after=bool(reset_after))
     p = {k: _np(v) for k, v in params.items()}
     _check_units(cell, "to_keras: params['w_x']", p["w_x"], 1)
     if cell != "gru":
         return p["w_x"].copy(), p["w_h"].copy(), p["b"].copy()
-    if reset_after is None:
-        raise ValueError("to_keras: pass reset_after=True|False for a GRU (it fixes the Keras bias shape)")
-    bias = np.stack([p["b_x"], p["b_h"]]) if reset_after else p["b_x"] + p["b_h"]
+    bias = np.stack([p["b_x"], p["b_h"]]) if reset_after else p["b_x"]
     return _neg_z(p["w_x"]), _neg_z(p["w_h"]), _neg_z(bias)
 
 

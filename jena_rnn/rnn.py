@@ -13,8 +13,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jena_rnn.cells import (CELL_FNS, GATES, LSTMState, check_cell, get_activation, init_cell,
-                            input_projection, zero_state)
+from jena_rnn.cells import (CELL_FNS, GATES, LSTMState, check_cell, check_param_keys, get_activation,
+                            init_cell, input_projection, param_keys, zero_state)
 from jena_rnn.config import LayerConfig
 
 Array = jax.Array
@@ -46,16 +46,15 @@ def _active(rate) -> bool:
 
 
 def _validate(cell: str, params: dict, xs: Array, *, state, lengths, mask, padding: str,
-              activation: str, dropout: float, recurrent_dropout: float, key, train: bool) -> int:
+              activation: str, dropout: float, recurrent_dropout: float, key, train: bool,
+              reset_after: bool) -> int:
     """Check arguments before tracing; return H. Errors name the argument and the shapes."""
     check_cell(cell)
     get_activation(activation)
     if xs.ndim != 3:
         raise ValueError(f"unroll: xs must be [B, T, F] (rank 3), got shape {_shape(xs)}")
-    bias_keys = ("b_x", "b_h") if cell == "gru" else ("b",)
-    missing = [k for k in ("w_x", "w_h", *bias_keys) if k not in params]
-    if missing:
-        raise ValueError(f"unroll: params for {cell!r} lack {missing}; got keys {sorted(params)}")
+    check_param_keys("unroll", cell, params, reset_after=reset_after)
+    bias_keys = param_keys(cell, reset_after=reset_after)[2:]
     g, w_x, w_h = GATES[cell], params["w_x"], params["w_h"]
     batch, _, feats = xs.shape
     if w_x.ndim != 2 or w_x.shape[1] % g:
@@ -155,7 +154,8 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
       lengths: true lengths [B], or mask: [B, T] bool (True = real step). Padded steps leave the carry
         unchanged and output the carried h.   padding: "right" (real steps first) or "pre" (Keras
         ``pad_sequences`` default: padding at the front); used with ``lengths`` only.
-      reset_after, activation: forwarded to the cell (``reset_after`` only matters for the GRU).
+      reset_after, activation: forwarded to the cell (``reset_after`` only matters for the GRU, whose
+        params must be that form's: ``b_h`` only when True, ``cells.param_keys``).
       dropout, recurrent_dropout: variational rates in [0, 1) (floats, or scalar arrays so that a
         sweep can vmap them), active only when ``train``; masks are
         drawn from ``key`` (``dropout_masks``) and applied to x before ``x @ w_x`` and to h before
@@ -177,7 +177,7 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
                          "(reverse: outputs aligned to the input's time axis; go_backwards: Keras's order)")
     units = _validate(cell, params, xs, state=state, lengths=lengths, mask=mask, padding=padding,
                       activation=activation, dropout=dropout, recurrent_dropout=recurrent_dropout,
-                      key=key, train=train)
+                      key=key, train=train, reset_after=reset_after)
     batch, steps, feats = xs.shape
     if hoist_input is None:
         hoist_input = jax.default_backend() != "cpu"
@@ -267,17 +267,19 @@ def init_stack(key: Array, layers: Sequence[LayerConfig], in_features: int) -> l
     """Initialise stacked layers bottom to top.
 
     Returns:
-      One param dict per layer (``cells.init_<cell>``), or {"forward": p, "backward": p} for a
-      bidirectional layer. Layer k+1's F is layer k's output width (2H for bidirectional concat).
+      One param dict per layer (``cells.init_cell``, a GRU in its layer's ``reset_after`` form), or
+      {"forward": p, "backward": p} for a bidirectional layer. Layer k+1's F is layer k's output width
+      (2H for bidirectional concat).
     """
     params = []
     for layer, k in zip(layers, jax.random.split(key, len(layers))):
+        ra = layer.reset_after
         if layer.bidirectional:
             k_fw, k_bw = jax.random.split(k)
-            params.append({"forward": init_cell(layer.cell, k_fw, in_features, layer.units),
-                           "backward": init_cell(layer.cell, k_bw, in_features, layer.units)})
+            params.append({"forward": init_cell(layer.cell, k_fw, in_features, layer.units, reset_after=ra),
+                           "backward": init_cell(layer.cell, k_bw, in_features, layer.units, reset_after=ra)})
         else:
-            params.append(init_cell(layer.cell, k, in_features, layer.units))
+            params.append(init_cell(layer.cell, k, in_features, layer.units, reset_after=ra))
         in_features = _layer_out(layer)
     return params
 

@@ -32,11 +32,14 @@ def rng():
     return np.random.default_rng(0)
 
 
-def random_params(cell, seed, in_features, units, scale=0.5):
-    """Params of ``cell`` with every leaf (biases included) drawn N(0, scale²), float32."""
+def random_params(cell, seed, in_features, units, scale=0.5, reset_after=False):
+    """Params of ``cell`` with every leaf (biases included) drawn N(0, scale²), float32.
+
+    ``reset_after``: the GRU's form (``b_h`` only when True); ``None`` (a non-GRU cell's) means False.
+    """
     from jena_rnn.cells import init_cell
 
-    params = init_cell(cell, jax.random.key(seed), in_features, units)
+    params = init_cell(cell, jax.random.key(seed), in_features, units, reset_after=bool(reset_after))
     r = np.random.default_rng(seed)
     return {k: (scale * r.standard_normal(v.shape)).astype(np.float32) for k, v in params.items()}
 

@@ -1,7 +1,8 @@
 """Independent numpy float64 reference for the cell equations (STYLE.md), one gate at a time.
 
 Written from the equations only; imports nothing from ``jena_rnn``. Params use the documented layout
-(``w_x [F, G*H]``, ``w_h [H, G*H]``, ``b`` or ``b_x``/``b_h``), sliced per gate here. Also holds
+(``w_x [F, G*H]``, ``w_h [H, G*H]``, ``b``, or for the GRU ``b_x`` plus, in the reset-after form only,
+``b_h``), sliced per gate here. Also holds
 Keras's GRU equations in Keras's own layout (z on the old state), to test ``interop``'s converters.
 """
 from __future__ import annotations
@@ -42,15 +43,19 @@ def lstm_step(p, h, c, x, activation="tanh"):
 
 
 def gru_step(p, h, x, reset_after, activation="tanh"):
+    """One bias per gate (b_x) in the reset-before form; b_x and b_h in the reset-after form."""
     p, n = _f64(p), np.shape(h)[-1]
-    wx, wh = (lambda k: _block(p["w_x"], k, n)), (lambda k: _block(p["w_h"], k, n))
-    bx, bh = (lambda k: _block(p["b_x"], k, n)), (lambda k: _block(p["b_h"], k, n))
-    z = sigmoid(x @ wx(0) + bx(0) + h @ wh(0) + bh(0))
-    r = sigmoid(x @ wx(1) + bx(1) + h @ wh(1) + bh(1))
+    wx, wh, bx = ((lambda k, a=a: _block(p[a], k, n)) for a in ("w_x", "w_h", "b_x"))
     if reset_after:
+        bh = lambda k: _block(p["b_h"], k, n)  # noqa: E731
+        z = sigmoid(x @ wx(0) + bx(0) + h @ wh(0) + bh(0))
+        r = sigmoid(x @ wx(1) + bx(1) + h @ wh(1) + bh(1))
         cand = ACT[activation](x @ wx(2) + bx(2) + r * (h @ wh(2) + bh(2)))
     else:
-        cand = ACT[activation](x @ wx(2) + bx(2) + (r * h) @ wh(2) + bh(2))
+        assert "b_h" not in p, "the reset-before GRU has one bias per gate"
+        z = sigmoid(x @ wx(0) + bx(0) + h @ wh(0))
+        r = sigmoid(x @ wx(1) + bx(1) + h @ wh(1))
+        cand = ACT[activation](x @ wx(2) + bx(2) + (r * h) @ wh(2))
     return (1 - z) * h + z * cand
 
 

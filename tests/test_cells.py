@@ -20,7 +20,7 @@ def _ref_step(cell, reset_after, p, h, c, x, activation):
 @pytest.mark.parametrize("activation", ["tanh", "relu"])
 @pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
 def test_step_matches_reference(cell, reset_after, activation, rng):
-    p = random_params(cell, 1, F, H)
+    p = random_params(cell, 1, F, H, reset_after=reset_after)
     h = rng.standard_normal((B, H)).astype(np.float32)
     c = rng.standard_normal((B, H)).astype(np.float32)
     x = rng.standard_normal((B, F)).astype(np.float32)
@@ -38,26 +38,34 @@ def test_step_matches_reference(cell, reset_after, activation, rng):
 
 
 def test_gru_forms_differ_on_same_params(rng):
-    """Both reset_after forms read one pytree; with a nonzero b_h they give different h'."""
-    p = random_params("gru", 2, F, H)
+    """The two forms on the same w_x, w_h, b_x (b_h = 0 in the reset-after form) give different h'."""
+    before = random_params("gru", 2, F, H, reset_after=False)
+    after = {**before, "b_h": np.zeros(3 * H, np.float32)}
     h, x = rng.standard_normal((B, H)), rng.standard_normal((B, F))
-    a, _ = cells.gru_step(p, h, x, reset_after=True)
-    b, _ = cells.gru_step(p, h, x, reset_after=False)
+    a, _ = cells.gru_step(after, h, x, reset_after=True)
+    b, _ = cells.gru_step(before, h, x, reset_after=False)
     assert not np.allclose(a, b, atol=1e-3)
+    np.testing.assert_allclose(b, ref.gru_step(before, h, x, False), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a, ref.gru_step(after, h, x, True), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("cell,gates", [("simple_rnn", 1), ("lstm", 4), ("gru", 3)])
-def test_param_shapes(cell, gates, key):
-    shapes = jax.tree.map(jnp.shape, cells.init_cell(cell, key, F, H))
-    biases = {"b_x": (gates * H,), "b_h": (gates * H,)} if cell == "gru" else {"b": (gates * H,)}
+@pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
+def test_param_shapes(cell, reset_after, key):
+    gates = cells.GATES[cell]
+    shapes = jax.tree.map(jnp.shape, cells.init_cell(cell, key, F, H, reset_after=bool(reset_after)))
+    # one bias per gate, except the reset-after GRU's second, recurrent bias (STYLE.md "Naming")
+    biases = {"b": (gates * H,)} if cell != "gru" else {"b_x": (gates * H,)}
+    if reset_after:
+        biases["b_h"] = (gates * H,)
     assert shapes == {"w_x": (F, gates * H), "w_h": (H, gates * H), **biases}
+    assert sorted(shapes) == sorted(cells.param_keys(cell, reset_after=bool(reset_after)))
 
 
 @pytest.mark.parametrize("cell,gates", [("simple_rnn", 1), ("lstm", 4), ("gru", 3)])
 def test_init_statistics(cell, gates, key):
     """Keras defaults: glorot-uniform w_x, orthogonal w_h [H, G*H] (orthonormal rows), zero bias, forget bias 1."""
     f_in, units = 40, 24
-    p = cells.init_cell(cell, key, f_in, units)
+    p = cells.init_cell(cell, key, f_in, units, reset_after=True)
     limit = np.sqrt(6.0 / (f_in + gates * units))  # Glorot & Bengio 2010: U(-l, l), l = sqrt(6 / (fan_in + fan_out))
     w_x = np.asarray(p["w_x"])
     assert np.abs(w_x).max() <= limit and np.abs(w_x).max() > 0.95 * limit

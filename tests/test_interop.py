@@ -40,7 +40,7 @@ def test_from_torch_matches_torch_outputs(cell, name, rng):
 def test_to_torch_loads_into_torch(cell, name, rng):
     torch = _torch()
     module = getattr(torch.nn, name)(F, H, batch_first=True)
-    params = random_params(cell, 1, F, H)
+    params = random_params(cell, 1, F, H, reset_after=True)  # torch's only GRU form
     module.load_state_dict({k: torch.from_numpy(v) for k, v in interop.to_torch(cell, params).items()})
     xs = rng.standard_normal((B, T, F)).astype(np.float32)
     with torch.no_grad():
@@ -51,7 +51,7 @@ def test_to_torch_loads_into_torch(cell, name, rng):
 
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
 def test_torch_round_trips_are_exact(cell):
-    params = random_params(cell, 2, F, H)
+    params = random_params(cell, 2, F, H, reset_after=True)
     back = interop.from_torch(cell, interop.to_torch(cell, params, layer=1, suffix="_reverse"),
                               layer=1, suffix="_reverse")
     assert jax.tree.map(np.array_equal, back, params) == {k: True for k in params}
@@ -88,9 +88,7 @@ def test_from_keras_gru_matches_keras_equations(reset_after, rng):
 @pytest.mark.parametrize("cell,reset_after", [("simple_rnn", None), ("lstm", None), ("gru", True), ("gru", False)],
                          ids=["simple", "lstm", "gru-after", "gru-before"])
 def test_keras_round_trips_are_exact(cell, reset_after):
-    params = random_params(cell, 4, F, H)
-    if reset_after is False:
-        params["b_h"] = np.zeros_like(params["b_h"])  # Keras reset_after=False has one bias
+    params = random_params(cell, 4, F, H, reset_after=reset_after)  # reset_after=False: one bias, as Keras
     keras = interop.to_keras(cell, params, reset_after=reset_after)
     back = interop.from_keras(cell, *keras, reset_after=reset_after)
     assert jax.tree.map(np.array_equal, back, params) == {k: True for k in params}
@@ -101,13 +99,14 @@ def test_keras_round_trips_are_exact(cell, reset_after):
         np.testing.assert_array_equal(keras[0], params["w_x"])
 
 
-def test_keras_reset_before_export_sums_biases_equivalently():
-    """Our reset-before GRU with a non-zero b_h, exported to Keras's one-bias layout, computes the same."""
-    params = random_params("gru", 5, F, H)
-    assert np.abs(params["b_h"]).max() > 0
+def test_keras_reset_before_export_is_our_one_bias():
+    """Our reset-before GRU's one bias b_x is Keras 2.0.8's one bias (z negated); both compute the same."""
+    params = random_params("gru", 5, F, H, reset_after=False)
+    assert sorted(params) == ["b_x", "w_h", "w_x"]
     xs = np.random.default_rng(6).standard_normal((B, T, F)).astype(np.float32)
     _, ys = rnn.unroll("gru", params, xs, reset_after=False)
     kernel, rec, bias = interop.to_keras("gru", params, reset_after=False)
+    np.testing.assert_array_equal(bias, np.concatenate([-params["b_x"][:H], params["b_x"][H:]]))
     np.testing.assert_allclose(ys, ref.keras_gru(kernel, rec, bias, xs, False), rtol=1e-4, atol=1e-5)
 
 

@@ -46,7 +46,7 @@ def test_from_keras_matches_keras_layer(cell, reset_after, rng):
 
 @pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
 def test_to_keras_runs_our_weights_in_keras(cell, reset_after, rng):
-    params = random_params(cell, 7, F, H)
+    params = random_params(cell, 7, F, H, reset_after=reset_after)
     xs = rng.standard_normal((B, T, F)).astype(np.float32)
     layer = _layer(cell, reset_after)
     layer(xs)

@@ -1,4 +1,6 @@
 """The lecture's models: parameter shapes of every preset, and outputs against numpy by hand."""
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -30,12 +32,20 @@ def test_param_counts_match_keras():
     counts = {name: count_params(init_model(jax.random.PRNGKey(0), lecture_config(name).model, F14, T240))
               for name in ("mlp", "gru", "lstm", "bidirectional_gru", "stacked_gru")}
     gru32 = 3 * (14 * 32 + 32 * 32 + 32)
-    # our GRU keeps two bias vectors (b_x, b_h) for both forms: 3H more than Keras 2.0.8's single bias
-    assert counts["gru"] == gru32 + 3 * 32 + 33
+    assert counts["gru"] == gru32 + 33 == 4545  # model.summary() of the lecture's GRU(32) + Dense(1)
     assert counts["mlp"] == 240 * 14 * 32 + 32 + 33
     assert counts["lstm"] == 4 * (14 * 32 + 32 * 32 + 32) + 33
-    assert counts["bidirectional_gru"] == 2 * (gru32 + 3 * 32) + 65
-    assert counts["stacked_gru"] == gru32 + 96 + 3 * (32 * 64 + 64 * 64 + 64) + 192 + 65
+    assert counts["bidirectional_gru"] == 2 * gru32 + 65
+    assert counts["stacked_gru"] == gru32 + 3 * (32 * 64 + 64 * 64 + 64) + 65
+
+
+def test_reset_after_gru_counts_its_second_bias():
+    """Keras 2.3+'s reset-after GRU(32) adds a recurrent bias [3H]: 3*(F*H + H*H + 2H) + Dense(1)."""
+    gru = lecture_config("gru").model
+    after = dataclasses.replace(gru, layers=tuple(dataclasses.replace(l, reset_after=True) for l in gru.layers))
+    params = init_model(jax.random.PRNGKey(0), after, 14, 240)
+    assert count_params(params) == 3 * (14 * 32 + 32 * 32 + 2 * 32) + 33 == 4641
+    assert sorted(params["layers"][0]) == ["b_h", "b_x", "w_h", "w_x"]
 
 
 def test_naive_returns_last_target():

@@ -23,7 +23,7 @@ def _state(cell, h, c):
 @pytest.mark.parametrize("b,t,f,h", [(B, T, F, H), (1, 1, 4, 2)], ids=["B2T7F3H5", "B1T1F4H2"])
 @pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
 def test_unroll_matches_reference_and_step_loop(cell, reset_after, b, t, f, h, rng):
-    p = random_params(cell, 3, f, h)
+    p = random_params(cell, 3, f, h, reset_after=reset_after)
     xs = rng.standard_normal((b, t, f)).astype(np.float32)
     h0, c0 = (rng.standard_normal((b, h)).astype(np.float32) for _ in range(2))
     kw = step_kwargs(cell, reset_after)
@@ -88,7 +88,7 @@ def test_unroll_mechanics_running_sum(hoist, rng):
 @pytest.mark.parametrize("padding", ["right", "pre"])
 @pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
 def test_padding_does_not_change_final_state(cell, reset_after, padding, rng):
-    p = random_params(cell, 4, F, H)
+    p = random_params(cell, 4, F, H, reset_after=reset_after)
     kw = step_kwargs(cell, reset_after)
     lengths = np.array([T, 4])
     xs = 10 * rng.standard_normal((B, T, F)).astype(np.float32)  # large garbage in the padding
@@ -107,7 +107,7 @@ def test_padding_does_not_change_final_state(cell, reset_after, padding, rng):
 def test_gradients_match_finite_differences(cell, reset_after):
     # float64 so that central differences are meaningful at check_grads' default tolerances
     with jax.enable_x64(True):
-        p = {k: v.astype(np.float64) for k, v in random_params(cell, 5, 3, 2).items()}
+        p = {k: v.astype(np.float64) for k, v in random_params(cell, 5, 3, 2, reset_after=reset_after).items()}
         xs = np.random.default_rng(5).standard_normal((2, 3, 3))
         f = jax.jit(lambda p, xs: rnn.unroll(cell, p, xs, **step_kwargs(cell, reset_after))[1].sum())
         check_grads(f, (p, xs), order=1, modes=["rev"])
@@ -116,7 +116,7 @@ def test_gradients_match_finite_differences(cell, reset_after):
 @pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
 def test_remat_keeps_values_and_gradients(cell, reset_after, rng):
     # dropout and a mask on, so every branch of the scan step runs under jax.checkpoint
-    p = random_params(cell, 7, F, H)
+    p = random_params(cell, 7, F, H, reset_after=reset_after)
     xs = rng.standard_normal((B, T, F)).astype(np.float32)
     kw = dict(step_kwargs(cell, reset_after), lengths=np.array([T, 4]), dropout=0.2,
               recurrent_dropout=0.3, train=True, key=jax.random.key(1))
@@ -187,7 +187,7 @@ def test_lstm_recurrent_dropout_leaves_c_alone(rng):
 
 @pytest.mark.parametrize("cell,reset_after", CELLS, ids=CELL_IDS)
 def test_bidirectional_is_forward_plus_realigned_backward(cell, reset_after, rng):
-    p = {"forward": random_params(cell, 8, F, H), "backward": random_params(cell, 9, F, H)}
+    p = {"forward": random_params(cell, 8, F, H, reset_after=reset_after), "backward": random_params(cell, 9, F, H, reset_after=reset_after)}
     xs = rng.standard_normal((B, T, F)).astype(np.float32)
     kw = step_kwargs(cell, reset_after)
     _, fw = rnn.unroll(cell, p["forward"], xs, **kw)
@@ -224,7 +224,7 @@ def test_stack_composes_layers(key, rng):
 
 
 _P = {"w_x": np.zeros((F, 3 * H), np.float32), "w_h": np.zeros((H, 3 * H), np.float32),
-      "b_x": np.zeros(3 * H, np.float32), "b_h": np.zeros(3 * H, np.float32)}
+      "b_x": np.zeros(3 * H, np.float32)}  # the reset-before GRU (unroll's default): one bias
 _XS = np.zeros((B, T, F), np.float32)
 
 
@@ -232,8 +232,9 @@ _XS = np.zeros((B, T, F), np.float32)
     (("gru", _P, np.zeros((B, F))), {}, r"xs must be \[B, T, F\] \(rank 3\), got shape \(2, 3\)"),
     (("gru", _P, np.zeros((B, T, 4))), {}, r"xs has 4 features but params\['w_x'\] expects 3 \(shape \(3, 15\)\)"),
     (("gru", {**_P, "w_h": np.zeros((3 * H, H))}, _XS), {}, r"params\['w_h'\] has shape \(15, 5\)"),
-    (("gru", {**_P, "b_h": np.zeros(H)}, _XS), {}, r"params\['b_h'\] has shape \(5,\), expected \(15,\)"),
-    (("lstm", _P, _XS), {}, r"lack \['b'\]"),
+    (("gru", {**_P, "b_h": np.zeros(H)}, _XS), {"reset_after": True},
+     r"params\['b_h'\] has shape \(5,\), expected \(15,\)"),
+    (("lstm", _P, _XS), {}, r"missing \['b'\]; unexpected \['b_x'\]"),
     (("lstm", {"w_x": _P["w_x"], "w_h": _P["w_h"], "b": _P["b_x"]}, _XS), {}, r"must be \[F, 4\*H\]"),
     (("cnn", _P, _XS), {}, "unknown cell 'cnn'"),
     (("gru", _P, _XS), {"dropout": 1.0}, r"dropout must be in \[0, 1\), got 1.0"),
