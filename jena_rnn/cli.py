@@ -10,6 +10,7 @@ import dataclasses
 import json
 import re
 import sys
+import warnings
 
 from jena_rnn.config import (EVAL_MODES, LECTURE_MODELS, OPTIMIZERS, OTHER_SENTINEL_POLICIES, OUTLIER_POLICIES,
                              SENTINEL_POLICIES, Config, DataConfig, fits, lecture_config)
@@ -344,12 +345,18 @@ def _which(text: str):
         raise ValueError(f"--which: expected best, latest or an epoch number, got {text!r}") from None
 
 
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    """Format a warning as one ``jena-rnn: warning: ...`` line (not Python's two-line source form)."""
+    return f"jena-rnn: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``jena-rnn``; returns (and exits with) the process status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     from jena_rnn import distributed, runs
 
+    warnings.formatwarning = _warning_line
     try:
         distributed.use_cpu_cores()  # one JAX device per core; before any computation
         if args.command in ("train", "sweep", "imdb"):

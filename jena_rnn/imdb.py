@@ -17,11 +17,13 @@ best validation accuracy is scored on the test split.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import numbers
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -300,6 +302,42 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
         return _fit(cfg, splits, run_dir, resume=resume, log=log, progress=progress, mesh=mesh)
 
 
+def data_fingerprint(splits: dict) -> dict:
+    """Identify the prepared training and validation data: review counts and a SHA-256 of their arrays.
+
+    Hashes ``x [N, maxlen]``, ``lengths [N]`` and ``y [N]`` of ``splits["train"]`` and ``splits["val"]``, so
+    another corpus, vocabulary, padding or split gives another ``sha256``.
+    """
+    digest = hashlib.sha256()
+    for name in ("train", "val"):
+        for a in splits[name]:
+            a = np.ascontiguousarray(a)
+            digest.update(f"{name}:{a.dtype}:{a.shape};".encode())
+            digest.update(a.tobytes())
+    return {"train": int(len(splits["train"][2])), "val": int(len(splits["val"][2])), "sha256": digest.hexdigest()}
+
+
+def _check_data(splits: dict, run_dir: Path, history: list[dict]) -> None:
+    """Record the data fingerprint of a fresh run; refuse to resume a run on other data (warn if unrecorded)."""
+    if run_dir is None:
+        return
+    path, now = run_dir / "fingerprint.json", data_fingerprint(splits)
+    if not history:
+        if distributed.is_main():
+            report.write_json(path, now)
+        return
+    if not path.is_file():
+        warnings.warn(f"{path} is missing (a run written before it existed): cannot check that the resumed run "
+                      "trains on the same reviews", stacklevel=3)
+        return
+    saved = checkpoint.read_json(path, what="data fingerprint")
+    if saved != now:
+        diff = [k for k in ("train", "val", "sha256") if not isinstance(saved, dict) or saved.get(k) != now[k]]
+        raise ValueError(f"cannot resume {run_dir}: its reviews differ from the run's training data in {diff} "
+                         f"({path}: {saved!r:.200}, now {now}). Resume with the same data, or train into a new "
+                         "run directory")
+
+
 def _fit(cfg: IMDBConfig, splits: dict, run_dir, *, resume, log, progress, mesh):
     def check_config(saved: dict) -> None:
         if not isinstance(saved, dict):
@@ -309,6 +347,7 @@ def _fit(cfg: IMDBConfig, splits: dict, run_dir, *, resume, log, progress, mesh)
             raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
 
     state, history = loop.open_run(run_dir, init_state(cfg), resume=resume, check_config=check_config)
+    _check_data(splits, run_dir, history)
     state, (x, lengths, y), val = distributed.place((state, tuple(splits["train"]), tuple(splits["val"])), mesh,
                                                     stacked=False)
     nb = _batches(len(y), cfg.batch_size)
@@ -355,12 +394,12 @@ def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cach
     if log and mesh is not None:
         log(f"devices: batch of {cfg.batch_size} split over {distributed.axis_size(mesh, 'data')} "
             f"{jax.default_backend()} devices (data parallel)")
+    splits = prepare(cfg, cache_dir=cache_dir, log=log)  # bad data is refused before `out` is created
     with loop.lock_run(out):  # before anything is written into out (fit takes it again, re-entrantly)
-        return _run(cfg, out, resume=resume, quiet=quiet, cache_dir=cache_dir, mesh=mesh, log=log)
+        return _run(cfg, out, splits, resume=resume, quiet=quiet, mesh=mesh, log=log)
 
 
-def _run(cfg: IMDBConfig, out: Path, *, resume, quiet, cache_dir, mesh, log) -> dict:
-    splits = prepare(cfg, cache_dir=cache_dir, log=log)
+def _run(cfg: IMDBConfig, out: Path, splits: dict, *, resume, quiet, mesh, log) -> dict:
     if log:
         log(f"data: {splits['source']}: train {len(splits['train'][2])}, val {len(splits['val'][2])}, "
             f"test {len(splits['test'][2])} reviews; report {json.dumps(splits['report'])}")

@@ -1,6 +1,8 @@
 """Bad IMDB inputs (issue 14): no code runs from a data file, decompression is bounded, one clear error."""
 import builtins
+import dataclasses
 import io
+import json
 import os
 import pickle
 import struct
@@ -425,3 +427,27 @@ def test_cli_gives_one_error_line(tmp_path, capsys, make, name):
     assert exc.value.code == 2 and len(err) == 1, err
     assert err[0].startswith("jena-rnn: error: ") and name in err[0]
     assert not (tmp_path / "marker").exists() and not (tmp_path / "run").exists()
+
+
+# ---------------------------------------------------------------- class 2: a resume on other reviews
+def test_a_resume_on_other_reviews_is_refused(tmp_path):
+    import shutil
+
+    def corpus(seed):  # the same folder, other reviews: only the fingerprint can tell
+        shutil.rmtree(tmp_path / "aclImdb", ignore_errors=True)
+        return text.write_synthetic_imdb(tmp_path / "aclImdb", n_train=60, n_test=20, mean_len=12, vocab=40,
+                                         seed=seed)
+
+    cfg = imdb.IMDBConfig(data=str(corpus(1)), max_features=50, maxlen=16, embed_dim=4, epochs=1, batch_size=16,
+                          layers=(imdb.LayerConfig(cell="lstm", units=4),))
+    run_dir = tmp_path / "run"
+    imdb.fit(cfg, imdb.prepare(cfg), run_dir, log=None)
+    saved = json.loads((run_dir / "fingerprint.json").read_text())
+    assert saved == imdb.data_fingerprint(imdb.prepare(cfg)) and saved["train"] == 48
+    longer = dataclasses.replace(cfg, epochs=2)
+    corpus(2)
+    with pytest.raises(ValueError, match=r"cannot resume .*run: its reviews differ .* in \['sha256'\]"):
+        imdb.fit(longer, imdb.prepare(longer), run_dir, resume=True, log=None)
+    corpus(1)
+    _, history = imdb.fit(longer, imdb.prepare(longer), run_dir, resume=True, log=None)  # same reviews: resumes
+    assert [h["epoch"] for h in history] == [1, 2]
