@@ -354,9 +354,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``jena-rnn``; returns (and exits with) the process status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    previous, warnings.formatwarning = warnings.formatwarning, _warning_line
+    try:
+        return _run(args)
+    finally:
+        warnings.formatwarning = previous
+
+
+def _run(args) -> int:
+    """Run the parsed command; bad values end with one ``jena-rnn: error:`` line (exit 2)."""
     from jena_rnn import distributed, runs
 
-    warnings.formatwarning = _warning_line
     try:
         distributed.use_cpu_cores()  # one JAX device per core; before any computation
         if args.command in ("train", "sweep", "imdb"):

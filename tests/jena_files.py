@@ -33,3 +33,11 @@ def write(tmp_path, lines, name="jena.csv"):
     else:
         path.write_text(text)
     return path
+
+
+def edit(lines, line, col, value):
+    """Set field `col` (0 = date) of 1-based file line `line`."""
+    fields = lines[line - 1].split(",")
+    fields[col] = value
+    lines[line - 1] = ",".join(fields)
+    return lines

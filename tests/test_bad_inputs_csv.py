@@ -15,15 +15,7 @@ import pytest
 
 from jena_rnn import archive, cli, data
 from jena_rnn.config import DataConfig
-from jena_files import jena_lines, write
-
-def _edit(lines, line, col, value):
-    """Set field `col` (0 = date) of 1-based file line `line`."""
-    fields = lines[line - 1].split(",")
-    fields[col] = value
-    lines[line - 1] = ",".join(fields)
-    return lines
-
+from jena_files import edit as _edit, jena_lines, write
 
 # --------------------------------------------------------------------------- (1) bounded decompression
 def _zeros_csv(n_rows):

@@ -1,10 +1,7 @@
 """Loader validation and report, splits, train-only normalisation, windows and samplers vs the lecture."""
-import gzip
 import hashlib
 import io
 import urllib.error
-import zipfile
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -14,7 +11,7 @@ import pytest
 from jena_rnn import data, jena_csv
 from jena_rnn.config import DataConfig
 from jena_rnn.synthetic import JENA_COLUMNS, synthetic_jena
-from jena_files import HEAD, HEAD_ROWS, HEADER, jena_lines, write  # noqa: F401
+from jena_files import HEAD, HEAD_ROWS, edit as _edit, jena_lines, write
 from lecture_generator import generator
 
 def messy_lines():
@@ -66,14 +63,6 @@ def test_drop_duplicates_is_opt_in_and_reported(tmp_path):
     table = data.load_jena(path, drop_duplicates=True)
     assert table.report["dropped_duplicates"] == 1
     assert table.report["rows"] == len(messy_lines()) - 2 == len(table.values)
-
-
-def _edit(lines, line, col, value):
-    """Set field `col` (0 = date) of 1-based file line `line`."""
-    fields = lines[line - 1].split(",")
-    fields[col] = value
-    lines[line - 1] = ",".join(fields)
-    return lines
 
 
 ERRORS = {
