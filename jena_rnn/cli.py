@@ -142,6 +142,12 @@ def data_config(args, base: DataConfig) -> DataConfig:
     changes = {k: v for k, v in fields.items() if v is not None}
     if args.synthetic:
         changes["path"] = None
+    if changes.get("path", base.path) is None:  # the synthetic default has no text dates to parse
+        given = [flag for flag, v in (("--time-format", args.time_format), ("--time-column", args.time_column))
+                 if v is not None]
+        if given:
+            raise ValueError(f"{', '.join(given)}: only for a --data file (the synthetic default has no text "
+                             "dates to parse); pass --data FILE or drop the flag")
     return dataclasses.replace(base, **changes)
 
 

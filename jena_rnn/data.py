@@ -176,7 +176,10 @@ def load_dataset(cfg: DataConfig, *, stats: Stats | None = None) -> Dataset:
     n = len(table.values)
     splits = {}
     for name in ("train", "val", "test"):
-        lo, hi = resolve_bounds(n, getattr(cfg, name), delay=cfg.delay, name=name)
+        try:
+            lo, hi = resolve_bounds(n, getattr(cfg, name), delay=cfg.delay, name=name)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
         last = hi - cfg.delay if cfg.strict_targets else hi
         if lo + cfg.lookback >= last:
             raise ValueError(f"{source}: {name} split [{lo}, {hi}) of a {n}-row file is too short for lookback "

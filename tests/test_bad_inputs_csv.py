@@ -338,3 +338,17 @@ def test_a_damaged_synthetic_cache_is_rebuilt_with_a_warning(tmp_path, damage):
         again = synthetic.default_table(tmp_path, n_rows=300, seed=1)
     np.testing.assert_array_equal(again.values, fresh.values)
     assert synthetic.default_table(tmp_path, n_rows=300, seed=1).report["cached"]  # rebuilt on disk
+
+
+@pytest.mark.parametrize("flag", ["--time-format", "--time-column"])
+def test_date_flags_without_a_data_file_are_refused_not_ignored(tmp_path, capsys, flag):
+    with pytest.raises(SystemExit):
+        cli.main(["baseline", flag, "%Y"])
+    assert f"{flag}: only for a --data file" in capsys.readouterr().err
+
+
+def test_a_split_that_does_not_fit_names_the_file(tmp_path):
+    path = write(tmp_path, jena_lines(20))
+    with pytest.raises(ValueError, match=r"jena\.csv: train bounds \(0, 200000\) resolve to \[0, 200000\), which is "
+                                         r"not a non-empty range inside the file's 32 rows"):
+        data.load_dataset(DataConfig(path=str(path)))
