@@ -77,7 +77,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jena_rnn import distributed
+from jena_rnn import distributed, report
 
 _CKPT = "checkpoints"
 # (old key-path suffix, new key-path suffix, old value -> new value); suffixes also match the optimiser's
@@ -99,15 +99,13 @@ LEGACY_FOLDS = (
      "continue from it. Evaluate and predict still work; start a new run to train"),
 )
 _PREFIX = "epoch_"
-_TMP = ".jena-rnn-tmp-"  # the project's own temporaries: `_tmp_name`, pruned only when stale
+_TMP = report.TMP_PREFIX  # the project's own temporaries (`report.tmp_name`), pruned only when stale
 _TMP_RE = re.compile(r"\.jena-rnn-tmp-.+\.(\d+)\.[0-9a-f]{32}")
 _DAMAGED = "damaged-"
 _FILES = "files.json"
 
 
-def _tmp_name(what: str) -> str:
-    """A temporary name that cannot be a user's: the project tag, what it is, this pid and a uuid."""
-    return f"{_TMP}{what}.{os.getpid()}.{uuid.uuid4().hex}"
+_tmp_name = report.tmp_name
 
 
 def _stale(name: str) -> bool:
@@ -176,18 +174,8 @@ def _json_default(obj: Any) -> Any:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temp file in the same directory, fsync, then `os.replace`."""
-    tmp = path.with_name(_tmp_name(path.name))
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_path(path.parent)
+    """``report.write_atomic``: the project's one atomic writer."""
+    report.write_atomic(path, text)
 
 
 def _dump(obj: Any) -> str:

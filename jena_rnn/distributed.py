@@ -132,14 +132,13 @@ def use_cpu_cores(n: int | None = None) -> int:
     chosen = _chosen_cpu_devices()
     if chosen is not None:
         return chosen
-    from jax._src import xla_bridge  # backends_are_initialized has no public alias
-
-    if xla_bridge.backends_are_initialized():
+    try:  # JAX refuses the count once its backends have started (public API: no private probe needed)
+        jax.config.update("jax_num_cpu_devices", n)
+    except RuntimeError:
         try:
             return len(jax.devices("cpu"))
         except RuntimeError:  # JAX_PLATFORMS without cpu
             return 0
-    jax.config.update("jax_num_cpu_devices", n)
     return n
 
 

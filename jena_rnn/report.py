@@ -10,34 +10,45 @@ import io
 import json
 import os
 import sys
-import tempfile
 import time
+import uuid
 from pathlib import Path
 
 HISTORY_FIELDS = ("epoch", "train_mae", "val_mae", "train_mae_degC", "val_mae_degC",
                   "train_seconds", "step_ms", "epoch_seconds")
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and ``os.replace``."""
+TMP_PREFIX = ".jena-rnn-tmp-"  # the project's own temporary files (checkpoint.py prunes stale ones by this)
+
+
+def tmp_name(what: str) -> str:
+    """A temporary name that cannot be a user's: the project tag, what it is, this pid and a uuid."""
+    return f"{TMP_PREFIX}{what}.{os.getpid()}.{uuid.uuid4().hex}"
+
+
+def write_atomic(path: str | Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file beside it, fsync, ``os.replace``, fsync the folder.
+
+    The one atomic writer of the project: a reader sees the old file or the new one, never a part. The
+    file gets the user's umask (as any file the process creates); the temporary is removed on failure.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(tmp_name(path.name))
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        tmp.unlink(missing_ok=True)
         raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def write_json(path: str | Path, obj) -> None:

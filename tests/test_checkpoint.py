@@ -276,3 +276,16 @@ def test_every_process_checks_before_process_0_commits(tmp_path, monkeypatch):
     # one process alone (process 0 exporting a sweep member): no barrier to wait at
     checkpoint.save(tmp_path / "alone", state, epoch=1, history=[], config=CONFIG, is_best=True, collective=False)
     assert len(seen) == 2 and checkpoint.latest(tmp_path / "alone") == 1
+
+
+def test_the_one_atomic_writer_respects_the_umask_and_leaves_no_temporary(tmp_path):
+    from jena_rnn import report
+
+    old = os.umask(0o022)
+    try:
+        report.write_json(tmp_path / "stats.json", {"a": 1})
+        report.write_atomic(tmp_path / "history.csv", "epoch\n1\n")
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {"stats.json": 0o644,
+                                                                               "history.csv": 0o644}
