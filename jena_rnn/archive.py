@@ -77,6 +77,11 @@ def read_bytes(path, *, max_bytes: int = MAX_TEXT_BYTES, limit: int | None = Non
         if kind == ".zip":
             with zipfile.ZipFile(path) as zf:
                 member = _zip_member(path, zf)
+                if member.flag_bits & 0x1:
+                    raise ValueError(f"{path}: member {member.filename!r} is encrypted; unpack it first")
+                if compression_of(member.filename) is not None or member.filename.lower().endswith(".tar"):
+                    raise ValueError(f"{path}: holds another archive ({member.filename!r}), not a CSV; unpack it "
+                                     "first")
                 if member.file_size > max_bytes:
                     raise _too_big(f"{path} (member {member.filename!r})", "declares", member.file_size, max_bytes)
                 with zf.open(member) as f:
@@ -94,6 +99,10 @@ def read_bytes(path, *, max_bytes: int = MAX_TEXT_BYTES, limit: int | None = Non
         if str(e).startswith(str(path)):
             raise
         raise ValueError(f"{path}: damaged or truncated {kind or 'file'} ({type(e).__name__}: {e})") from None
+    except NotImplementedError as e:  # e.g. a zip member compressed with a method zipfile lacks
+        raise ValueError(f"{path}: unsupported {kind or 'file'} ({e})") from None
+    except RuntimeError as e:  # zipfile: an encrypted member ("password required")
+        raise ValueError(f"{path}: cannot read it ({e})") from None
     except _DAMAGED as e:
         if isinstance(e, (FileNotFoundError, PermissionError)):
             raise

@@ -423,6 +423,11 @@ def _prune(run_dir: Path, keep: int) -> None:
                 p.unlink(missing_ok=True)
 
 
+def has_checkpoint(run_dir: str | os.PathLike) -> bool:
+    """Whether ``run_dir`` holds at least one complete checkpoint (no pointer is read, nothing warns)."""
+    return bool(_epochs(Path(run_dir)))
+
+
 def latest(run_dir: str | os.PathLike) -> int | None:
     """Return the epoch named by the LATEST pointer, or None if the run has no checkpoint.
 

@@ -62,6 +62,33 @@ def _number(lo: float, hi: float, what: str, *, lo_open: bool = False, hi_open: 
     return parse
 
 
+def _path(text: str) -> str:
+    """An argparse type: a non-empty path (an empty one would silently mean the current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return text
+
+
+SEED_RANGE = (-(2 ** 31), 2 ** 32)  # what jax.random.PRNGKey and numpy's generators take
+
+
+def _seed(text: str) -> int:
+    """An argparse type: an integer seed in ``SEED_RANGE``."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
+    if not SEED_RANGE[0] <= v < SEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"expected a seed in [{SEED_RANGE[0]}, {SEED_RANGE[1]}), got {text!r}")
+    return v
+
+
+def _nonempty(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("expected a value, got an empty string")
+    return text
+
+
 def _rate(text: str) -> float:
     try:
         v = float(text)
@@ -76,15 +103,15 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     """Add the data options shared by every command that reads data."""
     g = p.add_argument_group("data")
     src = g.add_mutually_exclusive_group()
-    src.add_argument("--data", metavar="FILE", help="CSV (.csv, .csv.zip, .csv.gz); default: the synthetic Jena data")
+    src.add_argument("--data", type=_path, metavar="FILE", help="CSV (.csv, .csv.zip, .csv.gz); default: the synthetic Jena data")
     src.add_argument("--synthetic", action="store_true", help="use the embedded synthetic Jena default (the default)")
     g.add_argument("--lookback", type=_positive_int, help="rows of history per window (default 1440 = 10 days)")
     g.add_argument("--step", type=_positive_int, help="keep one row in STEP inside a window (default 6 = hourly)")
     g.add_argument("--delay", type=_positive_int, help="forecast horizon in rows (default 144 = 24 h)")
     g.add_argument("--batch-size", type=_positive_int, help="samples per batch (default 128)")
     g.add_argument("--target", metavar="COLUMN", help="column to forecast (default 'T (degC)')")
-    g.add_argument("--time-column", metavar="COLUMN", help="timestamp column (default 'Date Time'; 'none' for none)")
-    g.add_argument("--time-format", metavar="FMT", help="strptime format of the timestamps (default %%d.%%m.%%Y %%H:%%M:%%S)")
+    g.add_argument("--time-column", metavar="COLUMN", type=_nonempty, help="timestamp column (default 'Date Time'; 'none' for none)")
+    g.add_argument("--time-format", metavar="FMT", type=_nonempty, help="strptime format of the timestamps (default %%d.%%m.%%Y %%H:%%M:%%S)")
     g.add_argument("--splits", type=parse_splits, metavar="LO:HI,LO:HI,LO:HI",
                    help="train,val,test end-row ranges: rows or fractions (default 0:200000,200001:300000,300001:)")
     g.add_argument("--eval-mode", choices=EVAL_MODES,
@@ -125,6 +152,17 @@ def start_distributed(args) -> None:
         distributed.initialize(args.coordinator, args.num_processes, args.process_id)
 
 
+def _columns(text: str) -> tuple[str, ...]:
+    """Parse ``--columns A,B,...``; refuse an empty item or a column named twice."""
+    names = tuple(c.strip() for c in text.split(","))
+    for k, name in enumerate(names):
+        if not name:
+            raise ValueError(f"--columns: item {k + 1} of {text!r} is empty")
+        if name in names[:k]:
+            raise ValueError(f"--columns: {name!r} is named twice")
+    return names
+
+
 def data_config(args, base: DataConfig) -> DataConfig:
     """Apply the data flags of ``args`` to ``base``."""
     fields = {"path": args.data, "lookback": args.lookback, "step": args.step, "delay": args.delay,
@@ -134,12 +172,12 @@ def data_config(args, base: DataConfig) -> DataConfig:
               "outlier_policy": args.outliers, "allow_overlap": args.allow_overlap,
               "synthetic_rows": args.synthetic_rows}
     if args.columns is not None:
-        fields["columns"] = tuple(c.strip() for c in args.columns.split(",") if c.strip())
-    if args.time_column is not None:
-        fields["time_column"] = None if args.time_column.lower() == "none" else args.time_column
+        fields["columns"] = _columns(args.columns)
     if args.splits is not None:
         fields.update(args.splits)
     changes = {k: v for k, v in fields.items() if v is not None}
+    if args.time_column is not None:  # after the filter: 'none' means None, which must not be dropped
+        changes["time_column"] = None if args.time_column.lower() == "none" else args.time_column
     if args.synthetic:
         changes["path"] = None
     if changes.get("path", base.path) is None:  # the synthetic default has no text dates to parse
@@ -262,10 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--eps", type=_number(0, float("inf"), "an epsilon >= 0"), help="RMSprop epsilon, inside the square root as Keras (default 1e-7)")
     t.add_argument("--epochs", type=_positive_int, help="epochs (default: the lecture's for the model)")
     t.add_argument("--steps-per-epoch", type=_positive_int, help="batches per epoch (default 500)")
-    t.add_argument("--seed", type=int, help="seed for init, batches and dropout (default 0)")
+    t.add_argument("--seed", type=_seed, help="seed for init, batches and dropout (default 0)")
     t.add_argument("--patience", type=_positive_int, help="early stopping patience in epochs (default off)")
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="any other config field")
-    t.add_argument("--out", required=True, help="run directory (checkpoints, history, loss.png)")
+    t.add_argument("--out", required=True, type=_path, help="run directory (checkpoints, history, loss.png)")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     t.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
     t.add_argument("--mesh", default="auto", help="data=N: split each batch over N devices; 'none': one device; "
@@ -278,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run_dir")
     e.add_argument("--split", default="test", choices=("train", "val", "test"))
     e.add_argument("--which", default="best", help="best, latest or an epoch number (default best)")
-    e.add_argument("--data", metavar="FILE", help="evaluate on another file (default: the run's data)")
+    e.add_argument("--data", type=_path, metavar="FILE", help="evaluate on another file (default: the run's data)")
 
     b = sub.add_parser("baseline", help="the naive method (T in 24 h = T now) on validation and test")
     add_data_args(b)
@@ -286,11 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="forecast the target DELAY + STEP rows after a file's last row (the "
                        "lecture's windows: 144 + 6 = 150 rows, 25 h, not 24 h); the output names the row and time")
     p.add_argument("run_dir")
-    p.add_argument("--data", metavar="FILE", help="file to forecast from (default: the run's data)")
+    p.add_argument("--data", type=_path, metavar="FILE", help="file to forecast from (default: the run's data)")
     p.add_argument("--which", default="best", help="best, latest or an epoch number (default best)")
 
     r = sub.add_parser("reproduce", help="run the lecture's experiments; write results.md/.csv and plots")
-    r.add_argument("--out", required=True, help="output directory (one run directory per experiment)")
+    r.add_argument("--out", required=True, type=_path, help="output directory (one run directory per experiment)")
     r.add_argument("--only", help="comma-separated subset of experiments (default: all)")
     r.add_argument("--quick", action="store_true", help="2 epochs of 5 steps each: a smoke test, not results")
     r.add_argument("--quiet", action="store_true", help="no per-epoch lines")
@@ -313,18 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "the members split over every local device (on a CPU: one per core), or every device of the "
                    "job under --distributed")
     add_distributed_args(w)
-    w.add_argument("--out", required=True, help="sweep directory (groups/, members/, results.md/.csv, plot)")
+    w.add_argument("--out", required=True, type=_path, help="sweep directory (groups/, members/, results.md/.csv, plot)")
     w.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     w.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     add_data_args(w)
 
     s = sub.add_parser("synth", help="write the synthetic Jena data in the real file's exact format")
-    s.add_argument("--out", required=True, help="output CSV path")
+    s.add_argument("--out", required=True, type=_path, help="output CSV path")
     s.add_argument("--rows", type=_positive_int, default=420_551, help="rows (default 420551)")
-    s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    s.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
 
     m = sub.add_parser("imdb", help="the lecture's IMDB sentiment LSTM (synthetic review corpus by default)")
-    m.add_argument("--data", metavar="PATH", help="imdb.npz, an aclImdb folder, or a folder holding one "
+    m.add_argument("--data", type=_path, metavar="PATH", help="imdb.npz, an aclImdb folder, or a folder holding one "
                    "(default: a synthetic review corpus in aclImdb layout, written to the cache)")
     m.add_argument("--max-features", type=_positive_int, default=10_000, help="vocabulary size (default 10000)")
     m.add_argument("--maxlen", type=_positive_int, default=500, help="tokens kept per review (default 500)")
@@ -334,10 +372,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--cell", choices=("lstm", "gru", "simple_rnn"), default="lstm", help="default lstm")
     m.add_argument("--bidirectional", action="store_true", help="bidirectional recurrent layer")
     m.add_argument("--recurrent-dropout", type=_rate, default=0.0, help="recurrent dropout rate (default 0)")
-    m.add_argument("--seed", type=int, default=0, help="seed for init, shuffles and dropout (default 0)")
+    m.add_argument("--seed", type=_seed, default=0, help="seed for init, shuffles and dropout (default 0)")
     m.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     m.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
-    m.add_argument("--out", required=True, help="run directory (checkpoints, history, history.png)")
+    m.add_argument("--out", required=True, type=_path, help="run directory (checkpoints, history, history.png)")
     add_distributed_args(m)
     return parser
 

@@ -8,6 +8,7 @@ with every run.
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -161,6 +162,9 @@ class TrainConfig:
         _check(int(self.epochs) > 0, f"TrainConfig.epochs must be positive, got {self.epochs!r}")
         _check(int(self.steps_per_epoch) > 0,
                f"TrainConfig.steps_per_epoch must be positive, got {self.steps_per_epoch!r}")
+        _check(isinstance(self.seed, numbers.Integral) and not isinstance(self.seed, bool)
+               and -(2 ** 31) <= self.seed < 2 ** 32,
+               f"TrainConfig.seed must be an integer in [-2**31, 2**32), got {self.seed!r}")
         _check(self.patience is None or self.patience > 0,
                f"TrainConfig.patience must be positive or None, got {self.patience!r}")
 

@@ -139,6 +139,11 @@ def _check_values(values, names, path, policy, bounds, skip) -> dict:
     return counts
 
 
+def _abridged(header: list[str], limit: int = 300) -> str:
+    text = repr(header)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(header)} fields)"
+
+
 def _header_problem(header: list[str], expect: tuple[str, ...]) -> tuple[str, str | None]:
     """Describe how `header` differs from `expect` (renamed at the same place, missing, extra, out of order).
 
@@ -163,6 +168,8 @@ def _header_problem(header: list[str], expect: tuple[str, ...]) -> tuple[str, st
 
 def parse_header(path, line: str) -> list[str]:
     """Split a CSV header line into its names; refuse empty or repeated names (pandas would rename them)."""
+    if "\x00" in line:
+        _fail(path, 1, None, "holds NUL bytes: a binary file or an archive (e.g. a .tar), not CSV text")
     header = next(csv.reader([line]), [])
     if not header or header == [""]:
         _fail(path, 1, None, "empty file (no header)")
@@ -210,14 +217,17 @@ def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | 
     header = parse_header(path, text.split("\n", 1)[0].rstrip("\r"))
     if _expect is not None and tuple(header) != _expect:
         problem, column = _header_problem(header, _expect)
-        _fail(path, 1, column, f"header is not the Jena header: {problem}; got {header}. "
+        _fail(path, 1, column, f"header is not the Jena header: {problem}; got {_abridged(header)}. "
               "Fix the header, or describe the file (--columns, --time-column) to read it as a generic CSV")
     if time_column is not None and time_column not in header:
-        _fail(path, 1, time_column, f"time column not in header {header}")
+        _fail(path, 1, time_column, f"time column not in header {_abridged(header)}")
     names = [c for c in header if c != time_column] if columns is None else list(columns)
+    for k, c in enumerate(names):
+        if names.index(c) != k:
+            _fail(path, 1, c, "column selected twice (columns must name each column once)")
     for c in names:
         if c not in header:
-            _fail(path, 1, c, f"column not in header {header}")
+            _fail(path, 1, c, f"column not in header {_abridged(header)}")
     if target is not None and target not in names:
         _fail(path, 1, target, f"target is not among the selected columns {names}")
     read = dict(index_col=False, skip_blank_lines=False)  # no usecols: it would hide rows with extra fields
@@ -254,10 +264,15 @@ def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | 
     times = None
     if time_column is not None:
         raw = df[time_column]
-        parsed = pd.to_datetime(raw, format=time_format, errors="coerce")
+        try:  # without a format only ISO 8601 is read: pandas would guess 02.01.2009 as February 1st
+            parsed = pd.to_datetime(raw, format=time_format or "ISO8601", errors="coerce")
+        except ValueError as e:  # a bad directive such as %Q
+            raise ValueError(f"{path}: column {time_column!r}: time format {time_format!r} is not a valid strptime "
+                             f"format (--time-format): {e}") from None
         if parsed.isna().any():
             i = int(np.argmax(parsed.isna().to_numpy()))
-            _fail(path, i + 2, time_column, f"unparseable date {raw.iloc[i]!r} (format {time_format!r})")
+            _fail(path, i + 2, time_column, f"unparseable date {raw.iloc[i]!r} (format {time_format!r}"
+                  + (", i.e. ISO 8601: pass time_format / --time-format for other dates)" if time_format is None else ")"))
         times = parsed.to_numpy(dtype="datetime64[ns]")
     report = {"file": path, "rows": len(values), "columns": len(names), "sentinel": sentinel,
               "sentinel_policy": sentinel_policy, "other_sentinel_policy": other_sentinel_policy,

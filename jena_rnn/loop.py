@@ -35,9 +35,34 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from jena_rnn import checkpoint, distributed
+from jena_rnn import checkpoint, distributed, report
 
 LOCK = "jena-rnn.lock"
+MARKER = "jena-rnn-run.json"  # written into every run directory this project creates or continues
+# what makes an existing folder one of ours (run directories written before MARKER existed have these)
+_OURS = (MARKER, LOCK, "checkpoints", "sweep.json")
+
+
+def check_run_folder(run_dir: Path) -> None:
+    """Refuse ``run_dir`` unless it is new, empty or a run directory of this project.
+
+    A folder that already holds other things (a user's ``config.json`` or ``history.csv``, the current
+    folder for ``--out ""``) would have them overwritten by the run's files, so it is refused.
+
+    Raises:
+      FileExistsError: ``run_dir`` is a file, or a non-empty folder that is not a jena-rnn run.
+    """
+    if str(run_dir) in ("", "."):
+        raise FileExistsError(f"run directory {str(run_dir)!r}: give a new or empty folder, not the current one")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"{run_dir}: is a file, not a run directory")
+    if not run_dir.is_dir():
+        return
+    entries = sorted(p.name for p in run_dir.iterdir())
+    if entries and not any(name in entries for name in _OURS):
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise FileExistsError(f"{run_dir}: holds files that are not a jena-rnn run ({shown}); the run would "
+                              "overwrite them: choose a new or empty folder")
 _held: dict[str, list] = {}  # lock path -> [fd, depth, thread id]: re-entrant within one thread
 
 
@@ -68,12 +93,15 @@ def _alive(pid) -> bool:
     return True
 
 
+def _now() -> str:
+    return datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
 def _acquire(path: Path) -> int:
     """Take the lock file ``path``; return its open descriptor (see the module docstring)."""
     import fcntl
 
-    me = {"pid": os.getpid(), "host": socket.gethostname(),
-          "since": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -136,9 +164,12 @@ def lock_run(run_dir: str | Path | None) -> Iterator[None]:
         return
     fd, error = None, None
     if distributed.is_main():
-        run_dir.mkdir(parents=True, exist_ok=True)
         try:
+            check_run_folder(run_dir)
+            run_dir.mkdir(parents=True, exist_ok=True)
             fd = _acquire(path)
+            if not (run_dir / MARKER).exists():
+                report.write_json(run_dir / MARKER, {"written_by": "jena_rnn", "since": _now()})
         except FileExistsError as e:
             error = e
     if _processes() > 1:  # every process learns whether process 0 got it, so all stop alike
@@ -184,7 +215,10 @@ def open_run(run_dir: Path | None, state: Any, *, resume: bool,
       FileExistsError: ``run_dir`` holds checkpoints and not ``resume``.
       ValueError: config.json is not valid JSON or UTF-8 (names the file), or ``check_config``'s.
     """
-    if run_dir is None or checkpoint.latest(run_dir) is None:
+    if run_dir is None or not checkpoint.has_checkpoint(run_dir):
+        if resume and run_dir is not None and (Path(run_dir) / "history.json").is_file():
+            warnings.warn(f"{run_dir} has a history.json but no checkpoint to resume from: starting afresh "
+                          "(its history will be rewritten)", stacklevel=2)
         return state, []
     if not resume:
         raise FileExistsError(f"{run_dir} already holds checkpoints: pass resume=True (--resume) "
@@ -227,7 +261,12 @@ def run_epochs(state: Any, history: list[dict], one_epoch: Callable[[Any], tuple
     best = min(values, default=math.inf)
     stale = len(values) - 1 - values.index(best) if values else 0
     if patience is not None and stale >= patience:
+        if log is not None:
+            log(f"nothing to train: the run stopped early at epoch {len(history)} (patience {patience})")
         return state, history
+    if len(history) >= epochs and log is not None:
+        log(f"nothing to train: the run already has {len(history)} epochs (epochs={epochs}); raise --epochs to "
+            "continue it")
     for epoch in range(len(history) + 1, epochs + 1):
         t0 = time.perf_counter()
         state, metrics = one_epoch(state)

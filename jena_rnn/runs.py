@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
 import jax
 import numpy as np
 
-from jena_rnn import checkpoint, data, distributed, train as training
+from jena_rnn import checkpoint, data, distributed, loop, train as training
 from jena_rnn.data import load_table
-from jena_rnn.config import Config, DataConfig, ModelConfig, config_from_saved
+from jena_rnn.config import Config, DataConfig, ModelConfig, config_from_saved, to_dict
 from jena_rnn.models import apply_model, count_params
 
 
@@ -119,7 +120,36 @@ def read_run(run_dir: str | Path) -> tuple[Config, dict]:
                   for k in ("mean", "std")))
     if not ok:
         raise ValueError(f"{path}: expected columns, target_col and one mean and std per column")
+    for j, name in enumerate(stats["columns"]):
+        mean, std = stats["mean"][j], stats["std"][j]
+        if not (math.isfinite(mean) and math.isfinite(std) and std > 0):
+            raise ValueError(f"{path}: column {name!r} has mean {mean!r} and std {std!r}; a run's statistics are "
+                             "finite with std > 0 (the file was edited or damaged)")
+    target = stats["columns"][stats["target_col"]]
+    if target != config.data.target:
+        raise ValueError(f"{run_dir / 'config.json'}: target {config.data.target!r} differs from the one the run was "
+                         f"trained on, {target!r} ({path}); the files were edited or mixed up")
     return config, stats
+
+
+def _check_against_checkpoint(run_dir: Path, config: Config, meta: dict) -> None:
+    """Refuse a ``config.json`` that differs from the configuration saved inside the checkpoint itself.
+
+    Both are written by the run; a difference means config.json was edited (another lookback would score
+    other windows with the same weights and print a plausible wrong number). Only ``train.epochs`` may
+    differ (a resumed run extends it).
+    """
+    try:
+        saved = to_dict(config_from_saved(meta.get("config"), f"checkpoint epoch {meta.get('epoch')} of {run_dir}"))
+    except ValueError:
+        return  # an older or foreign meta: config.json was already validated on its own
+    now = to_dict(config)
+    for d in (now, saved):
+        d["train"].pop("epochs", None)
+    diff = loop.config_differences(now, saved)
+    if diff:
+        raise ValueError(f"{run_dir / 'config.json'} differs in {diff} from the configuration saved with checkpoint "
+                         f"epoch {meta.get('epoch')}: was it edited? Restore it, or train a new run")
 
 
 def _check_columns(source: str, columns, stats: dict) -> None:
@@ -149,6 +179,7 @@ def load_run(run_dir: str | Path, which="best", data_path: str | None = None):
     """
     run_dir = Path(run_dir)
     config, stats = read_run(run_dir)
+    trained = config
     if data_path is not None:
         config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=data_path))
     saved = data.Stats(np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32))
@@ -159,6 +190,7 @@ def load_run(run_dir: str | Path, which="best", data_path: str | None = None):
     diff = training.data_differences(stats, ds)
     like = training.init_state(config, jax.random.PRNGKey(0), ds.series.shape[1])
     state, meta = checkpoint.restore(run_dir, like, which=which)
+    _check_against_checkpoint(run_dir, trained, meta)
     meta = {**meta, "data": _data_note(run_dir, None if diff is None else not diff, ds.source)}
     return config, ds, state, meta
 
@@ -212,6 +244,7 @@ def predict(run_dir: str | Path, *, data_path: str | None = None, which="best") 
         xs = xs[:, ::-1]
     like = training.init_state(config, jax.random.PRNGKey(0), len(stats["columns"]))
     state, meta = checkpoint.restore(run_dir, like, which=which)
+    _check_against_checkpoint(run_dir, config, meta)
     y_hat = float(apply_model(config.model, state.params, jax.numpy.asarray(xs), target_col=col)[0])
     ahead = d.delay + d.step
     out = {"run_dir": str(run_dir), "epoch": meta["epoch"], "source": source,

@@ -179,7 +179,7 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     sw = SweepState(st, st, np.full(S, np.inf, np.float32), np.zeros(S, np.int32), np.ones(S, bool))
     results = [{"name": n, "history": [], "best_epoch": None, "best_val_mae": float("inf"),
                 "status": "running"} for n in names]
-    if group_dir is not None and checkpoint.latest(group_dir) is not None:
+    if group_dir is not None and checkpoint.has_checkpoint(group_dir):
         if not resume:
             raise FileExistsError(f"{group_dir} already holds checkpoints: pass resume=True (--resume)")
         sw, meta = checkpoint.resume(group_dir, distributed.to_host(sw))

@@ -175,8 +175,8 @@ def load_keras_npz(path: str | os.PathLike, max_features: int):
         for i, ranks in enumerate(xs):
             if ranks.size and ranks.min() < 1:
                 raise ValueError(f"{path}: x_{name}[{i}] holds rank {ranks.min()}; word ranks start at 1")
-            idx = ranks + INDEX_FROM
-            seqs.append([START] + np.where(idx < max_features, idx, OOV).tolist())
+            # compare before shifting: rank + 3 would wrap around for ranks near the int64 limit
+            seqs.append([START] + np.where(ranks < max_features - INDEX_FROM, ranks + INDEX_FROM, OOV).tolist())
         splits.append((seqs, ys))
     train, test = _shuffle(*splits)
     return train, test, {"format": "keras_npz", "source": str(path),
@@ -243,6 +243,10 @@ def load_corpus(path: str | os.PathLike, max_features: int):
     Returns:
       ((x_train, y_train), (x_test, y_test), vocab or None, report) as the readers above.
     """
+    if isinstance(max_features, bool) or not isinstance(max_features, (int, np.integer)) \
+            or max_features <= INDEX_FROM + 1:
+        raise ValueError(f"max_features must be an integer of at least {INDEX_FROM + 2} (indices 0..3 are "
+                         f"padding, start, out-of-vocabulary and unused), got {max_features!r}")
     path = Path(path)
     if path.is_dir() and not (path / "train").is_dir():
         for inner in (path / "aclImdb", path / "imdb.npz"):

@@ -352,3 +352,99 @@ def test_a_split_that_does_not_fit_names_the_file(tmp_path):
     with pytest.raises(ValueError, match=r"jena\.csv: train bounds \(0, 200000\) resolve to \[0, 200000\), which is "
                                          r"not a non-empty range inside the file's 32 rows"):
         data.load_dataset(DataConfig(path=str(path)))
+
+
+# --------------------------------------------------------------------------- found by a review: archives, dates, flags
+def _zip_of(tmp_path, name="jena.csv", payload=None):
+    path = tmp_path / "x.csv.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(name, payload if payload is not None else "\n".join(jena_lines(20)) + "\n")
+    return path
+
+
+def _patch_zip(path, offset_in_header, value, size):
+    """Set a field at the same offset of the local header and the central directory entry."""
+    raw = bytearray(path.read_bytes())
+    local, central = raw.find(b"PK\x03\x04"), raw.rfind(b"PK\x01\x02")
+    raw[local + offset_in_header:local + offset_in_header + size] = value.to_bytes(size, "little")
+    raw[central + offset_in_header + 2:central + offset_in_header + 2 + size] = value.to_bytes(size, "little")
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def _tar_gz(tmp_path):
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        body = ("\n".join(jena_lines(20)) + "\n").encode()
+        info = tarfile.TarInfo("jena.csv")
+        info.size = len(body)
+        tar.addfile(info, io.BytesIO(body))
+    (tmp_path / "t.csv.gz").write_bytes(buf.getvalue())
+    return tmp_path / "t.csv.gz"
+
+
+ARCHIVES = {
+    "encrypted-zip": (lambda t: _patch_zip(_zip_of(t), 6, 0x1, 2), r"x\.csv\.zip: member 'jena\.csv' is encrypted"),
+    "unknown-method": (lambda t: _patch_zip(_zip_of(t), 8, 99, 2), r"x\.csv\.zip: unsupported \.zip"),
+    "zip-in-zip": (lambda t: _zip_of(t, "inner.csv.zip", b"PK\x03\x04"), r"holds another archive \('inner\.csv\.zip'\)"),
+    "tar-gz": (lambda t: _tar_gz(t), r"t\.csv\.gz: line 1: holds NUL bytes: a binary file or an archive"),
+}
+
+
+@pytest.mark.parametrize("case", list(ARCHIVES))
+def test_archives_that_are_not_one_plain_csv_get_one_error(tmp_path, case):
+    make, match = ARCHIVES[case]
+    path = make(tmp_path)
+    with pytest.raises(ValueError, match=match) as exc:
+        data.load_dataset(DataConfig(path=str(path)))
+    assert len(str(exc.value)) < 600  # no kilobyte of tar header in the message
+
+
+def test_columns_named_twice_are_refused(tmp_path):
+    path = write(tmp_path, jena_lines(20))
+    with pytest.raises(ValueError, match=r"column 'T \(degC\)': column selected twice"):
+        data.load_csv(path, columns=["T (degC)", "T (degC)"], time_format="%d.%m.%Y %H:%M:%S")
+
+
+def test_without_a_time_format_only_iso_dates_are_read(tmp_path):
+    """pandas would guess 02.01.2009 as February 1st and fail only at a day above 12, far down the file."""
+    path = write(tmp_path, jena_lines(20))
+    with pytest.raises(ValueError, match=r"line 2, column 'Date Time': unparseable date '01\.01\.2009 00:10:00' "
+                                         r"\(format None, i\.e\. ISO 8601"):
+        data.load_csv(path)
+
+
+def test_a_bad_time_format_names_the_flag(tmp_path):
+    path = write(tmp_path, jena_lines(20))
+    with pytest.raises(ValueError, match=r"time format '%Q' is not a valid strptime format \(--time-format\)"):
+        data.load_jena(path, time_format="%Q")
+
+
+CLI_VALUES = {
+    "columns-twice": (["--columns", "T (degC),T (degC)"], "--columns: 'T (degC)' is named twice"),
+    "columns-empty-item": (["--columns", "T (degC),,p (mbar)"], "--columns: item 2 of"),
+    "empty-data": (["--data", ""], "argument --data: expected a path, got an empty string"),
+    "empty-time-format": (["--time-format", ""], "argument --time-format: expected a value"),
+    "huge-seed": (["--seed", str(2 ** 70)], "argument --seed: expected a seed in"),
+}
+
+
+@pytest.mark.parametrize("case", list(CLI_VALUES))
+def test_flag_values_that_would_be_dropped_or_overflow_are_refused(tmp_path, capsys, case):
+    extra, expected = CLI_VALUES[case]
+    path = write(tmp_path, jena_lines(60))
+    argv = ["train", "--out", str(tmp_path / "run"), *(["--data", str(path)] if "--data" not in extra else []),
+            *extra]
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and expected in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_time_column_none_reaches_the_config():
+    args = cli.build_parser().parse_args(["baseline", "--data", "x.csv", "--time-column", "none"])
+    assert cli.data_config(args, DataConfig()).time_column is None

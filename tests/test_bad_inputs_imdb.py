@@ -451,3 +451,19 @@ def test_a_resume_on_other_reviews_is_refused(tmp_path):
     corpus(1)
     _, history = imdb.fit(longer, imdb.prepare(longer), run_dir, resume=True, log=None)  # same reviews: resumes
     assert [h["epoch"] for h in history] == [1, 2]
+
+
+# ---------------------------------------------------------------- found by a review
+def test_a_rank_near_the_int64_limit_becomes_out_of_vocabulary_not_a_wrapped_index(tmp_path):
+    path = tmp_path / "imdb.npz"
+    savez(path, **good(x_train=ragged([2 ** 63 - 1, 5], [1]), y_train=np.array([1, 0])))
+    (x_train, _), _, _, _ = text.load_corpus(path, 20)
+    assert sorted(map(tuple, x_train)) == [(text.START, text.OOV, 8), (text.START, 4)]
+
+
+@pytest.mark.parametrize("max_features", [0, -5, 4, True, 2.5])
+def test_max_features_that_keep_no_word_are_refused(tmp_path, max_features):
+    path = tmp_path / "imdb.npz"
+    savez(path, **good())
+    with pytest.raises(ValueError, match=r"max_features must be an integer of at least 5"):
+        text.load_corpus(path, max_features)

@@ -430,3 +430,79 @@ def test_damaged_history_json_does_not_stop_evaluate_or_resume(run_dir, base):
     config = dataclasses.replace(base[1], train=dataclasses.replace(base[1].train, epochs=4))
     _, history = train.fit(config, data.load_dataset(config.data), run_dir, resume=True, log=None)
     assert len(json.loads((run_dir / "history.json").read_text())) == len(history) == 4
+
+
+# ------------------------------------------------------------------ found by a review
+def test_a_folder_of_someone_elses_files_is_refused_and_left_intact(tmp_path, base):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "config.json").write_text('{"my": 1}')
+    (out / "history.csv").write_text("mine\n")
+    with pytest.raises(FileExistsError, match=r"mine: holds files that are not a jena-rnn run \(config\.json, "
+                                              r"history\.csv\)"):
+        train.fit(base[1], data.load_dataset(base[1].data), out, log=None)
+    assert (out / "config.json").read_text() == '{"my": 1}' and sorted(p.name for p in out.iterdir()) == [
+        "config.json", "history.csv"]
+
+
+@pytest.mark.parametrize("out, match", [("", r"give a new or empty folder, not the current one"),
+                                        ("a-file", r"a-file: is a file, not a run directory")])
+def test_the_current_folder_or_a_file_is_no_run_directory(tmp_path, base, monkeypatch, out, match):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a-file").write_text("keep me")
+    with pytest.raises(FileExistsError, match=match):
+        train.fit(base[1], data.load_dataset(base[1].data), out, log=None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file"] and (tmp_path / "a-file").read_text() == "keep me"
+
+
+def test_a_new_run_directory_is_marked_as_ours(run_dir):
+    assert json.loads((run_dir / loop.MARKER).read_text())["written_by"] == "jena_rnn"
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("std", -5.0, r"column 'T \(degC\)' has mean .* and std -5\.0"),
+    ("std", 0.0, r"column 'T \(degC\)' has mean .* and std 0\.0"),
+    ("mean", float("nan"), r"column 'T \(degC\)' has mean nan")])
+def test_edited_statistics_are_refused_not_used(run_dir, field, value, match):
+    stats = json.loads((run_dir / "stats.json").read_text())
+    stats[field][1] = value
+    (run_dir / "stats.json").write_text(json.dumps(stats))
+    for fn in (runs.evaluate, runs.predict):
+        with pytest.raises(ValueError, match=r"stats\.json: " + match):
+            fn(run_dir)
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda c: c["data"].update(target="p (mbar)"), r"config\.json: target 'p \(mbar\)' differs from the one the run "
+                                                     r"was trained on, 'T \(degC\)'"),
+    (lambda c: c["data"].update(lookback=240), r"config\.json differs in \['data'\] from the configuration saved with "
+                                               r"checkpoint epoch \d: was it edited\?")])
+def test_an_edited_config_is_refused_by_evaluate_and_predict(run_dir, edit, match):
+    config = json.loads((run_dir / "config.json").read_text())
+    edit(config)
+    (run_dir / "config.json").write_text(json.dumps(config))
+    for fn in (runs.evaluate, runs.predict):
+        with pytest.raises(ValueError, match=match):
+            fn(run_dir)
+
+
+def test_resume_without_checkpoints_says_it_starts_afresh(run_dir, base):
+    shutil.rmtree(run_dir / "checkpoints")
+    with pytest.warns(UserWarning, match=r"has a history\.json but no checkpoint to resume from: starting afresh"):
+        _, history = train.fit(base[1], data.load_dataset(base[1].data), run_dir, resume=True, log=None)
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+
+
+def test_a_broken_pointer_warns_once_on_resume(run_dir, base):
+    (run_dir / "checkpoints" / "LATEST").write_text("abc\n")
+    config = dataclasses.replace(base[1], train=dataclasses.replace(base[1].train, epochs=4))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train.fit(config, data.load_dataset(config.data), run_dir, resume=True, log=None)
+    assert sum("LATEST" in str(w.message) for w in caught) == 1
+
+
+def test_resume_with_nothing_left_to_train_says_so(run_dir, base):
+    lines = []
+    train.fit(base[1], data.load_dataset(base[1].data), run_dir, resume=True, log=lines.append)
+    assert lines == ["nothing to train: the run already has 3 epochs (epochs=3); raise --epochs to continue it"]
