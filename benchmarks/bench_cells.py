@@ -16,7 +16,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from jena_rnn import cells, rnn
+from jena_rnn.nn import cells, rnn
 
 B, T, F, H = 128, 240, 14, 32
 

@@ -26,9 +26,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jena_rnn import data, distributed, train
+from jena_rnn import data
+from jena_rnn.runtime import distributed
+from jena_rnn.forecast import train
 from jena_rnn.config import lecture_config
-from jena_rnn.reproduce import machine
+from jena_rnn.forecast.reproduce import machine
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))

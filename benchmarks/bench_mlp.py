@@ -17,9 +17,11 @@ import statistics
 import jax.numpy as jnp
 
 from bench_train import B, _config, flax_peer, interleave, ours
-from jena_rnn import data, distributed, train
+from jena_rnn import data
+from jena_rnn.runtime import distributed
+from jena_rnn.forecast import train
 from jena_rnn.config import DataConfig
-from jena_rnn.reproduce import machine
+from jena_rnn.forecast.reproduce import machine
 
 
 def old_layout(config, state):

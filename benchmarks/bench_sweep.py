@@ -33,7 +33,9 @@ import time
 import jax
 import numpy as np
 
-from jena_rnn import data, distributed, sweep, train
+from jena_rnn import data, sweep
+from jena_rnn.runtime import distributed
+from jena_rnn.forecast import train
 from jena_rnn.config import Config, DataConfig, LayerConfig, ModelConfig, TrainConfig
 
 # a shorter synthetic series than the real file: the step time does not depend on the series length

@@ -41,9 +41,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jena_rnn import data, distributed, models, rnn, train
+from jena_rnn import data
+from jena_rnn.runtime import distributed
+from jena_rnn.nn import models, rnn
+from jena_rnn.forecast import train
 from jena_rnn.config import Config, DataConfig, ModelConfig, TrainConfig, lecture_config
-from jena_rnn.reproduce import machine
+from jena_rnn.forecast.reproduce import machine
 
 B, T, F = 128, 240, 14
 PEERS = ("flax nn.RNN", "pytorch", "keras")

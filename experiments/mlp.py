@@ -6,7 +6,7 @@ Expected: lecture: best val MAE about 0.30, i.e. it does not beat the baseline.
 Settings: the lecture's (lookback 1440, step 6, delay 144, batch 128, RMSprop 1e-3, MAE, 500 steps/epoch).
 """
 from jena_rnn.config import lecture_config
-from jena_rnn.reproduce import experiment_main
+from jena_rnn.forecast.reproduce import experiment_main
 
 CONFIG = lecture_config("mlp")
 

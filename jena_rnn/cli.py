@@ -146,7 +146,7 @@ def add_distributed_args(p: argparse.ArgumentParser) -> None:
 
 def start_distributed(args) -> None:
     """Call ``distributed.initialize`` if ``args`` asks for several processes (before any computation)."""
-    from jena_rnn import distributed
+    from jena_rnn.runtime import distributed
 
     if args.distributed or args.coordinator or args.num_processes or args.process_id is not None:
         distributed.initialize(args.coordinator, args.num_processes, args.process_id)
@@ -407,7 +407,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args) -> int:
     """Run the parsed command; bad values end with one ``jena-rnn: error:`` line (exit 2)."""
-    from jena_rnn import distributed, runs
+    from jena_rnn.runtime import distributed
+    from jena_rnn.forecast import runs
 
     try:
         distributed.use_cpu_cores()  # one JAX device per core; before any computation
@@ -423,7 +424,7 @@ def _run(args) -> int:
         elif args.command == "predict":
             out = runs.predict(args.run_dir, data_path=args.data, which=_which(args.which))
         elif args.command == "reproduce":
-            from jena_rnn import reproduce
+            from jena_rnn.forecast import reproduce
 
             only = args.only.split(",") if args.only else None
             out = reproduce.reproduce(args.out, data=data_config(args, DataConfig()), only=only,

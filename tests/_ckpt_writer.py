@@ -32,7 +32,7 @@ def make_state(epoch: int, n_floats: int) -> State:
 def main() -> None:
     run_dir, n_floats = sys.argv[1], int(sys.argv[2])
     crash_stage, crash_epoch = (sys.argv[3], int(sys.argv[4])) if len(sys.argv) > 3 else (None, -1)
-    from jena_rnn import checkpoint
+    from jena_rnn.runtime import checkpoint
 
     for epoch in range(1, MAX_EPOCHS):
         if epoch == crash_epoch:

@@ -37,7 +37,7 @@ def random_params(cell, seed, in_features, units, scale=0.5, reset_after=False):
 
     ``reset_after``: the GRU's form (``b_h`` only when True); ``None`` (a non-GRU cell's) means False.
     """
-    from jena_rnn.cells import init_cell
+    from jena_rnn.nn.cells import init_cell
 
     params = init_cell(cell, jax.random.key(seed), in_features, units, reset_after=bool(reset_after))
     r = np.random.default_rng(seed)

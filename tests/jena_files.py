@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jena_rnn.synthetic import synthetic_jena
+from jena_rnn.data.synthetic import synthetic_jena
 
 HEAD = Path(__file__).parent / "data" / "jena_head.csv"
 HEADER, *HEAD_ROWS = HEAD.read_text().splitlines()

@@ -13,7 +13,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from jena_rnn import archive, cli, data
+from jena_rnn.data import archive
+from jena_rnn import cli, data
 from jena_rnn.config import DataConfig
 from jena_files import edit as _edit, jena_lines, write
 
@@ -323,7 +324,7 @@ def test_cli_overlap_flag_reaches_the_config(tmp_path, capsys):
 # --------------------------------------------------------------------------- (4) the project's own cache
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "wrong-shape"])
 def test_a_damaged_synthetic_cache_is_rebuilt_with_a_warning(tmp_path, damage):
-    from jena_rnn import synthetic
+    from jena_rnn.data import synthetic
 
     fresh = synthetic.default_table(tmp_path, n_rows=300, seed=1)
     (file,) = tmp_path.glob("synthetic_*.npz")

@@ -11,7 +11,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from jena_rnn import cli, imdb, safe_npz, text
+from jena_rnn import cli, imdb
+from jena_rnn.data import safe_npz, text
+from jena_rnn.config import LayerConfig
 
 
 class Exec:
@@ -439,7 +441,7 @@ def test_a_resume_on_other_reviews_is_refused(tmp_path):
                                          seed=seed)
 
     cfg = imdb.IMDBConfig(data=str(corpus(1)), max_features=50, maxlen=16, embed_dim=4, epochs=1, batch_size=16,
-                          layers=(imdb.LayerConfig(cell="lstm", units=4),))
+                          layers=(LayerConfig(cell="lstm", units=4),))
     run_dir = tmp_path / "run"
     imdb.fit(cfg, imdb.prepare(cfg), run_dir, log=None)
     saved = json.loads((run_dir / "fingerprint.json").read_text())

@@ -6,7 +6,7 @@ import pytest
 from conftest import CELL_IDS, CELLS, B, F, H, random_params, step_kwargs
 
 import reference as ref
-from jena_rnn import cells
+from jena_rnn.nn import cells
 
 
 def _ref_step(cell, reset_after, p, h, c, x, activation):

@@ -16,7 +16,7 @@ import optax
 import pytest
 
 import _ckpt_writer as writer
-from jena_rnn import checkpoint
+from jena_rnn.runtime import checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = {"model": {"cell": "gru", "hidden_size": 5}, "optim": {"learning_rate": 1e-3}}
@@ -217,7 +217,7 @@ def test_sigkill_mid_run_leaves_a_readable_checkpoint(tmp_path, delay):
 
 
 def test_mlp_checkpoint_of_the_older_kernel_layout_restores_transposed(tmp_path):
-    from jena_rnn import train
+    from jena_rnn.forecast import train
     from jena_rnn.config import ModelConfig
     from tiny import tiny_config, with_model
     config = with_model(tiny_config(), ModelConfig(kind="mlp", layers=(), mlp_units=4))
@@ -244,7 +244,7 @@ def test_mlp_checkpoint_of_the_older_kernel_layout_restores_transposed(tmp_path)
 
 
 def test_sweep_checkpoint_of_the_older_mlp_layout_restores_member_by_member(tmp_path):
-    from jena_rnn import train
+    from jena_rnn.forecast import train
     from jena_rnn.config import ModelConfig
     from tiny import tiny_config, with_model
     config = with_model(tiny_config(), ModelConfig(kind="mlp", layers=(), mlp_units=4))
@@ -260,7 +260,7 @@ def test_sweep_checkpoint_of_the_older_mlp_layout_restores_member_by_member(tmp_
 def test_every_process_checks_before_process_0_commits(tmp_path, monkeypatch):
     """Under jax.distributed a process checking after process 0's commit would refuse alone and leave its
     partners waiting: ``save`` meets the others at a barrier after its check and before any write."""
-    from jena_rnn import distributed
+    from jena_rnn.runtime import distributed
     seen = []
 
     def barrier(name):
@@ -279,7 +279,7 @@ def test_every_process_checks_before_process_0_commits(tmp_path, monkeypatch):
 
 
 def test_the_one_atomic_writer_respects_the_umask_and_leaves_no_temporary(tmp_path):
-    from jena_rnn import report
+    from jena_rnn.runtime import report
 
     old = os.umask(0o022)
     try:

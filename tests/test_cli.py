@@ -6,9 +6,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jena_rnn import checkpoint, cli, data, train
+from jena_rnn.runtime import checkpoint
+from jena_rnn import cli, data
+from jena_rnn.forecast import train
 from jena_rnn.config import from_dict, lecture_config
-from jena_rnn.models import apply_model
+from jena_rnn.nn.models import apply_model
 
 TINY = ["--synthetic-rows", "4000", "--lookback", "120", "--step", "6", "--delay", "24",
         "--batch-size", "16", "--splits", "0:2000,2001:3000,3001:"]

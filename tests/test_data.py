@@ -8,9 +8,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jena_rnn import data, jena_csv
+from jena_rnn import data
+from jena_rnn.data import files as jena_csv
 from jena_rnn.config import DataConfig
-from jena_rnn.synthetic import JENA_COLUMNS, synthetic_jena
+from jena_rnn.data.synthetic import JENA_COLUMNS, synthetic_jena
 from jena_files import HEAD, HEAD_ROWS, edit as _edit, jena_lines, write
 from lecture_generator import generator
 

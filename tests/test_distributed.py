@@ -17,12 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jena_rnn import distributed
+from jena_rnn.runtime import distributed
 
 SCRIPT = textwrap.dedent('''
     import dataclasses, jax, numpy as np
     jax.config.update("jax_default_matmul_precision", "highest")
-    from jena_rnn import data, distributed, sweep
+    from jena_rnn import data, sweep
+    from jena_rnn.runtime import distributed
     from tiny import TINY_DATA, tiny_config
     assert jax.device_count() == 4, jax.devices()
     ds = data.load_dataset(TINY_DATA)
@@ -66,7 +67,7 @@ SCRIPT = textwrap.dedent('''
     print("ok errors", flush=True)
 
     # single-model data parallelism (shard_map over "data"): the single-device history, checkpoints included
-    from jena_rnn import train
+    from jena_rnn.forecast import train
     import tempfile
     cfg = tiny_config(units=8, epochs=2, steps=3)
     _, ref_hist = train.fit(cfg, ds, log=None)
@@ -79,7 +80,7 @@ SCRIPT = textwrap.dedent('''
         assert len(state.params["head"]["w"].sharding.device_set) == 4
         full = train.evaluate_split(cfg, state.params, ds, "test")
         np.testing.assert_allclose(train.evaluate_split(cfg, state.params, ds, "test", mesh=mesh), full, rtol=1e-5)
-        from jena_rnn import runs  # `jena-rnn evaluate` splits the windows too
+        from jena_rnn.forecast import runs  # `jena-rnn evaluate` splits the windows too
         np.testing.assert_allclose(runs.evaluate(d, mesh=mesh)["mae"], runs.evaluate(d, mesh=None)["mae"], rtol=1e-5)
     from jena_rnn.config import lecture_config
     assert distributed.axis_size(runs.resolve_mesh(lecture_config("gru")), "data") == 4
@@ -104,7 +105,8 @@ SCRIPT = textwrap.dedent('''
     print("ok data parallel", flush=True)
 
     # the IMDB classifier data-parallel: the single-device history (weighted BCE over padded batches, dropout)
-    from jena_rnn import imdb, text
+    from jena_rnn import imdb
+    from jena_rnn.data import text
     from jena_rnn.config import LayerConfig
     with tempfile.TemporaryDirectory() as d:
         root = text.write_synthetic_imdb(d + "/aclImdb", n_train=150, n_test=40, mean_len=12, vocab=40)
@@ -271,7 +273,7 @@ def test_two_processes_train_as_one(tmp_path):
 def test_two_processes_imdb_as_one(tmp_path):
     """`jena-rnn imdb --distributed` as 2 processes (the batch of 64 split over both) gives the single-process
     single-device run: the lecture's LSTM with recurrent dropout on padded batches."""
-    from jena_rnn import text
+    from jena_rnn.data import text
 
     root = text.write_synthetic_imdb(tmp_path / "aclImdb", n_train=150, n_test=40, mean_len=12, vocab=40)
     args = ["imdb", "--data", str(root), "--max-features", "50", "--maxlen", "16", "--units", "4",

@@ -14,9 +14,11 @@ import pytest
 from conftest import B, F, H, T, random_params
 
 import reference as ref
-from jena_rnn import cells, checkpoint, interop, rnn, runs, train
+from jena_rnn.nn import cells, interop, rnn
+from jena_rnn.runtime import checkpoint
+from jena_rnn.forecast import runs, train
 from jena_rnn.config import LayerConfig, ModelConfig, to_dict
-from jena_rnn.models import apply_model
+from jena_rnn.nn.models import apply_model
 from tiny import TINY_DATA, tiny_config, with_model
 
 OLD_RUN = r"older jena_rnn whose reset-before GRU \(reset_after=False\) had two biases.*" \

@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jena_rnn import cli, imdb, rnn, text
+from jena_rnn import cli, imdb
+from jena_rnn.nn import rnn
+from jena_rnn.data import text
 from jena_rnn.config import LayerConfig, OptimConfig
 
 

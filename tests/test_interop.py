@@ -6,7 +6,7 @@ import pytest
 from conftest import B, F, H, T, random_params
 
 import reference as ref
-from jena_rnn import interop, rnn
+from jena_rnn.nn import interop, rnn
 
 TORCH_CELLS = [("simple_rnn", "RNN"), ("lstm", "LSTM"), ("gru", "GRU")]
 

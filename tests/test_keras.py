@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import CELL_IDS, CELLS, B, F, H, T, random_params
 
-from jena_rnn import interop, rnn
+from jena_rnn.nn import interop, rnn
 
 os.environ["KERAS_BACKEND"] = "jax"  # the oracle is Keras's own layer code, on the backend we have
 keras = pytest.importorskip("keras", reason="keras is not installed: Keras cross-checks skipped")

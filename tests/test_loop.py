@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from jena_rnn import checkpoint, loop
+from jena_rnn.runtime import checkpoint, loop
 
 
 def scripted(scores, key="val"):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from jena_rnn.config import LECTURE_MODELS, ModelConfig, from_dict, lecture_config, to_dict
-from jena_rnn.models import apply_model, count_params, init_model
+from jena_rnn.nn.models import apply_model, count_params, init_model
 
 T, F = 7, 3
 

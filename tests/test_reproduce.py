@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from jena_rnn import data, reproduce, runs, train
+from jena_rnn import data
+from jena_rnn.forecast import reproduce, runs, train
 from jena_rnn.config import Config, DataConfig, LayerConfig, ModelConfig, OptimConfig, TrainConfig
 
 from tiny import TINY_DATA

@@ -7,8 +7,8 @@ from conftest import CELL_IDS, CELLS, B, F, H, T, random_params, step_kwargs
 from jax.test_util import check_grads
 
 import reference as ref
-from jena_rnn.cells import LSTMState
-from jena_rnn import cells, rnn
+from jena_rnn.nn.cells import LSTMState
+from jena_rnn.nn import cells, rnn
 from jena_rnn.config import LayerConfig
 
 

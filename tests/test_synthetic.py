@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jena_rnn import data, synthetic
-from jena_rnn.synthetic import JENA_COLUMNS, derived_columns, synthetic_jena, write_jena_csv
+from jena_rnn import data
+from jena_rnn.data import synthetic
+from jena_rnn.data.synthetic import JENA_COLUMNS, derived_columns, synthetic_jena, write_jena_csv
 
 HEAD = Path(__file__).parent / "data" / "jena_head.csv"
 COL = {c: j for j, c in enumerate(JENA_COLUMNS)}

@@ -9,7 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from jena_rnn import checkpoint, data, train
+from jena_rnn.runtime import checkpoint
+from jena_rnn import data
+from jena_rnn.forecast import train
 from jena_rnn.config import LayerConfig, ModelConfig, OptimConfig, TrainConfig
 
 from tiny import TINY_DATA, tiny_config

@@ -35,7 +35,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from jena_rnn import checkpoint, distributed, report
+from jena_rnn.runtime import checkpoint, distributed, report
 
 LOCK = "jena-rnn.lock"
 MARKER = "jena-rnn-run.json"  # written into every run directory this project creates or continues

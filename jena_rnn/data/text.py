@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jena_rnn import safe_npz
+from jena_rnn.data import safe_npz
 
 PAD, START, OOV, INDEX_FROM = 0, 1, 2, 3
 KERAS_SEED = 113  # imdb.load_data's shuffling seed

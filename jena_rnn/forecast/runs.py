@@ -1,7 +1,7 @@
 """Run-level operations behind the command line: train a run directory, evaluate, baseline, predict.
 
 A run directory holds ``config.json``, ``stats.json`` (training-split mean/std, columns, splits),
-``history.{json,csv}``, ``loss.png`` and ``checkpoints/`` (see ``jena_rnn.checkpoint``). Each function
+``history.{json,csv}``, ``loss.png`` and ``checkpoints/`` (see ``jena_rnn.runtime.checkpoint``). Each function
 returns a JSON-able summary dict.
 """
 from __future__ import annotations
@@ -15,10 +15,12 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jena_rnn import checkpoint, data, distributed, loop, train as training
+from jena_rnn.runtime import checkpoint, distributed, loop
+from jena_rnn import data
+from jena_rnn.forecast import train as training
 from jena_rnn.data import load_table
 from jena_rnn.config import Config, DataConfig, ModelConfig, config_from_saved, to_dict
-from jena_rnn.models import apply_model, count_params
+from jena_rnn.nn.models import apply_model, count_params
 
 
 def _log(msg: str) -> None:

@@ -1,4 +1,4 @@
-"""Loss, optimiser, the jitted training epoch, evaluation and ``fit`` (its epoch loop: ``jena_rnn.loop``).
+"""Loss, optimiser, the jitted training epoch, evaluation and ``fit`` (its epoch loop: ``jena_rnn.runtime.loop``).
 
 A training step draws its own batch from the device-resident normalised series:
 ``rows ~ U[lo + lookback, hi)`` (``data.sample_train_rows``), ``xs, y = data.windows(series, rows)``,
@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -23,21 +23,14 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from jena_rnn import checkpoint, data, distributed, loop, report
-from jena_rnn.loop import TrainingDiverged  # noqa: F401 -- public as train.TrainingDiverged
-from jena_rnn.config import Config, OptimConfig, config_from_saved, to_dict
-from jena_rnn.models import apply_model, init_model
+from jena_rnn.runtime import checkpoint, distributed, loop, report
+from jena_rnn import data
+from jena_rnn.runtime.loop import TrainingDiverged  # noqa: F401 -- public as train.TrainingDiverged
+from jena_rnn.config import Config, config_from_saved, to_dict
+from jena_rnn.runtime.state import TrainState, make_optimizer  # noqa: F401 -- public as train.TrainState
+from jena_rnn.nn.models import apply_model, init_model
 
 Array = jax.Array
-
-
-class TrainState(NamedTuple):
-    """Everything a training run carries from step to step (a pytree, checkpointed whole)."""
-
-    params: dict  # model parameters (models.init_model)
-    opt_state: Any  # optax state of make_optimizer(config.optim)
-    step: Array  # int32 [] global step count
-    key: Array  # uint32 [2] PRNG key: split every step for the batch draw and dropout masks
 
 
 def mae(y_hat: Array, y: Array) -> Array:
@@ -48,23 +41,6 @@ def mae(y_hat: Array, y: Array) -> Array:
     if y_hat.shape != y.shape:
         raise ValueError(f"mae: y_hat has shape {tuple(y_hat.shape)} but y has shape {tuple(y.shape)}")
     return jnp.mean(jnp.abs(y_hat - y))
-
-
-def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
-    """Build the optimiser of ``cfg`` with every hyperparameter explicit (no library defaults)."""
-    if cfg.name == "rmsprop":
-        opt = optax.inject_hyperparams(optax.rmsprop, static_args=("eps_in_sqrt",))(
-            learning_rate=cfg.learning_rate, decay=cfg.decay, eps=cfg.eps,
-            initial_scale=cfg.initial_scale, eps_in_sqrt=cfg.eps_in_sqrt,
-            momentum=cfg.momentum or None)
-    elif cfg.name == "adam":
-        opt = optax.inject_hyperparams(optax.adam)(learning_rate=cfg.learning_rate, eps=cfg.eps)
-    else:
-        opt = optax.inject_hyperparams(optax.sgd)(learning_rate=cfg.learning_rate,
-                                                  momentum=cfg.momentum or None)
-    if cfg.clip_norm is not None:
-        opt = optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt)
-    return opt
 
 
 def init_state(config: Config, key: Array, in_features: int) -> TrainState:

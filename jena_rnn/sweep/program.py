@@ -10,7 +10,7 @@ its own batches and dropout masks from its own key, so member ``k`` follows the 
 two at a time inside one ``lax.map`` (``chunk``; measured faster there than one vmap over all, same
 numbers: benchmarks/RESULTS.md "Sweeps").
 
-Which members: ``jena_rnn.sweep_grid`` (grid and random search); outputs: ``jena_rnn.sweep_board``.
+Which members: ``jena_rnn.sweep.grid`` (grid and random search); outputs: ``jena_rnn.sweep.board``.
 Static structure (cells, units, layers, GRU form, window, batch, steps per epoch) cannot be vmapped:
 members that differ in it are split into groups automatically, one compiled program each
 (``group_members``; the grouping is logged and listed in ``sweep.json``). Early stopping masks: after
@@ -44,10 +44,12 @@ import numpy as np
 
 from jax.sharding import PartitionSpec as P
 
-from jena_rnn import checkpoint, data, distributed, loop, report, train
+from jena_rnn.runtime import checkpoint, distributed, loop, report
+from jena_rnn import data
+from jena_rnn.forecast import train
 from jena_rnn.config import Config, config_from_saved, from_dict, lecture_config, to_dict
-from jena_rnn.sweep_board import LEADERBOARD, export_member, member_values, write_leaderboard
-from jena_rnn.sweep_grid import AXES, expand, group_label, group_members, parse_axis, static_key
+from jena_rnn.sweep.board import LEADERBOARD, export_member, member_values, write_leaderboard
+from jena_rnn.sweep.grid import AXES, expand, group_label, group_members, parse_axis, static_key
 
 
 
@@ -108,7 +110,7 @@ def make_sweep_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
     same process reuses the compiled program.
     ``chunk``: vmap ``chunk`` members at a time inside a ``lax.map`` over the chunks (smaller live
     buffers; see benchmarks/RESULTS.md "Sweeps"); None = vmap all members at once.
-    With a mesh (``jena_rnn.distributed``):
+    With a mesh (``jena_rnn.runtime.distributed``):
     - only a ``"sweep"`` axis of n devices: ``shard_map`` gives each device its ``S / n`` members,
       which it trains on its own (no communication; ``chunk`` applies per device);
     - a ``"data"`` axis: each batch is split over it (``train.make_train_step(batch_sharding=)``)
@@ -162,7 +164,7 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     "status" ("finished" | "early-stopped" | "diverged")}``. A diverged member (non-finite loss) is
     stopped and reported, the others go on. ``chunk``: members vmapped at a time
     (``make_sweep_epoch``); "auto" = 2 on a CPU without a "data" axis (measured fastest there), else all.
-    ``mesh``: a ``jena_rnn.distributed`` mesh, None (one device) or "auto" (``distributed.auto_mesh``:
+    ``mesh``: a ``jena_rnn.runtime.distributed`` mesh, None (one device) or "auto" (``distributed.auto_mesh``:
     the members split over every local device whose count divides S).
     """
     base = static_key(configs[0])  # the programs read only static fields: hashable, so cached
@@ -334,7 +336,7 @@ def command(args: Any, data_cfg) -> dict:
     axes = {a: parse_axis(getattr(args, a), a) for a in AXES if getattr(args, a, None) is not None}
     configs = expand(base, axes, seeds=args.seeds, samples=args.samples, sample_seed=args.sample_seed)
     mesh = distributed.mesh_option(args.mesh)
-    from jena_rnn.runs import load_data
+    from jena_rnn.forecast.runs import load_data
 
     quiet = args.quiet or not distributed.is_main()  # under jax.distributed, process 0 speaks for all
     log = None if quiet else (lambda m: print(m, file=sys.stderr, flush=True))

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jena_rnn.archive import MAX_TEXT_BYTES, read_text
+from jena_rnn.data.archive import MAX_TEXT_BYTES, read_text
 from jena_rnn.config import OTHER_SENTINEL_POLICIES, OUTLIER_POLICIES, SENTINEL_COLUMNS, SENTINEL_POLICIES
-from jena_rnn.synthetic import JENA_COLUMNS, Table
+from jena_rnn.data.synthetic import JENA_COLUMNS, Table
 
 __all__ = ["JENA_URL", "JENA_URL_TF", "JENA_ZIP_BYTES", "JENA_TIME_FORMAT", "JENA_BOUNDS", "OUTLIER_FACTOR",
            "load_csv", "load_jena", "parse_header", "is_jena_like", "download_jena"]
@@ -195,7 +195,7 @@ def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | 
     """Read a CSV (.csv, or compressed .zip/.gz/.bz2/.xz) of a time column plus numeric columns into a `Table`.
 
     Args:
-      path: file to read; compression is inferred from the extension (``jena_rnn.archive``: bounded).
+      path: file to read; compression is inferred from the extension (``jena_rnn.data.archive``: bounded).
       time_column: timestamp column name, or None when the file has none.
       time_format: strptime format of the timestamps; None lets pandas infer it.
       columns: feature columns to keep, in this order; None keeps every column except the time column.

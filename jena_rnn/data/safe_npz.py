@@ -293,11 +293,11 @@ def read_npz(path: str | os.PathLike, numeric=(), ragged=()) -> dict[str, np.nda
     for name, info in members.items():
         if info.file_size > MAX_MEMBER_BYTES:
             raise ValueError(f"{path}: member {info.filename} declares {info.file_size} bytes uncompressed, over "
-                             f"the {MAX_MEMBER_BYTES} byte cap (jena_rnn.safe_npz.MAX_MEMBER_BYTES)")
+                             f"the {MAX_MEMBER_BYTES} byte cap (jena_rnn.data.safe_npz.MAX_MEMBER_BYTES)")
     total = sum(i.file_size for i in members.values())
     if total > MAX_TOTAL_BYTES:
         raise ValueError(f"{path}: members {sorted(members)} declare {total} bytes uncompressed, over the "
-                         f"{MAX_TOTAL_BYTES} byte cap (jena_rnn.safe_npz.MAX_TOTAL_BYTES)")
+                         f"{MAX_TOTAL_BYTES} byte cap (jena_rnn.data.safe_npz.MAX_TOTAL_BYTES)")
     out = {}
     with path.open("rb") as raw:
         for name, info in members.items():

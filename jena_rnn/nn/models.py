@@ -6,7 +6,7 @@ Every model maps a window ``xs [B, T, F]`` to one prediction per sample ``y_hat 
   With ``reverse=True`` windows the last observation sits at ``xs[:, 0]``; the naive model is
   evaluated on forward windows only.
 - ``mlp``: Flatten -> Dense(mlp_units, relu) -> Dense(1)  (``relu(flat(xs) W1 + b1) W2 + b2``).
-- ``rnn``: the stacked recurrent layers of ``ModelConfig.layers`` (``jena_rnn.rnn.stack``: every layer
+- ``rnn``: the stacked recurrent layers of ``ModelConfig.layers`` (``jena_rnn.nn.rnn.stack``: every layer
   but the last returns sequences; a layer may be bidirectional) -> Dense(1) on the last output.
 
 Dense kernels use Keras's glorot-uniform initialiser and zero biases, like the recurrent kernels.
@@ -25,7 +25,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jena_rnn import rnn
+from jena_rnn.nn import rnn
 from jena_rnn.config import ModelConfig
 
 Array = jax.Array

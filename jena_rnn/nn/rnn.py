@@ -13,7 +13,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jena_rnn.cells import (CELL_FNS, GATES, LSTMState, check_cell, check_param_keys, get_activation,
+from jena_rnn.nn.cells import (CELL_FNS, GATES, LSTMState, check_cell, check_param_keys, get_activation,
                             init_cell, input_projection, param_keys, zero_state)
 from jena_rnn.config import LayerConfig
 

@@ -5,7 +5,9 @@ import csv
 import io
 from pathlib import Path
 
-from jena_rnn import checkpoint, data, report, train
+from jena_rnn.runtime import checkpoint, report
+from jena_rnn import data
+from jena_rnn.forecast import train
 from jena_rnn.config import Config, to_dict
 
 LEADERBOARD = ("rank", "member", "group", "structure", "lr", "rho", "dropout", "recurrent_dropout", "seed",

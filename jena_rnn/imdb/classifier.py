@@ -33,10 +33,12 @@ import numpy as np
 import optax
 from jax.sharding import PartitionSpec as P
 
-from jena_rnn import checkpoint, distributed, loop, report, rnn, text
+from jena_rnn.runtime import checkpoint, distributed, loop, report
+from jena_rnn.nn import rnn
+from jena_rnn.data import text
 from jena_rnn.config import LayerConfig, OptimConfig
-from jena_rnn.models import count_params, dense, init_dense
-from jena_rnn.train import TrainState, make_optimizer
+from jena_rnn.nn.models import count_params, dense, init_dense
+from jena_rnn.runtime.state import TrainState, make_optimizer
 
 Array = jax.Array
 # A [max_features, E] float32 embedding of 2**30 entries is 4 GiB, three times that with its gradient

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from jena_rnn.cells import GATES, check_cell, check_param_keys
+from jena_rnn.nn.cells import GATES, check_cell, check_param_keys
 
 _TORCH_GRU = (1, 0, 2)  # torch block k holds our block _TORCH_GRU[k]: torch r|z|n, ours z|r|n
 

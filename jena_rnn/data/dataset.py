@@ -1,7 +1,7 @@
 """Load the Jena data, split it, normalise with train rows only, and cut windows.
 
-Reading and validating CSV files lives in ``jena_rnn.jena_csv`` and the offline generator in
-``jena_rnn.synthetic``; both are re-exported here, so ``data`` is the one import for data.
+Reading and validating CSV files lives in ``jena_rnn.data.files`` and the offline generator in
+``jena_rnn.data.synthetic``; both are re-exported here, so ``data`` is the one import for data.
 
 Window index formula (the lecture's generator, Deep Learning with Python 1st ed. section 6.3): the sample
 for end row ``r`` is ``data[r - lookback + offsets]`` with ``offsets = arange(0, lookback, step)`` (so the
@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jena_rnn.config import DataConfig
-from jena_rnn.archive import first_line
-from jena_rnn.jena_csv import (JENA_TIME_FORMAT, JENA_URL, JENA_URL_TF, JENA_ZIP_BYTES, download_jena,  # noqa: F401
+from jena_rnn.data.archive import first_line
+from jena_rnn.data.files import (JENA_TIME_FORMAT, JENA_URL, JENA_URL_TF, JENA_ZIP_BYTES, download_jena,  # noqa: F401
                                is_jena_like, load_csv, load_jena, parse_header)
-from jena_rnn.synthetic import JENA_COLUMNS, Table, default_table, synthetic_jena, write_jena_csv
+from jena_rnn.data.synthetic import JENA_COLUMNS, Table, default_table, synthetic_jena, write_jena_csv
 
 __all__ = ["Table", "Stats", "Dataset", "JENA_COLUMNS", "JENA_URL", "JENA_URL_TF", "JENA_ZIP_BYTES",
            "load_csv", "load_jena", "download_jena", "synthetic_jena", "write_jena_csv", "default_table",

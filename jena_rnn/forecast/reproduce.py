@@ -1,7 +1,7 @@
 """Rerun the lecture's temperature-forecasting study: every experiment, a results table and plots.
 
 ``reproduce(out)`` trains each experiment of ``EXPERIMENTS`` into ``out/<name>/`` (a normal run
-directory, see ``jena_rnn.runs``) and writes ``out/results.csv``, ``out/results.md`` and
+directory, see ``jena_rnn.forecast.runs``) and writes ``out/results.csv``, ``out/results.md`` and
 ``out/val_mae.png`` (validation MAE per epoch of every model, the naive baseline as a line).
 A finished experiment leaves ``out/<name>/result.json`` and is not rerun; an interrupted one resumes
 from its latest checkpoint.
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import jax
 
-from jena_rnn import report, runs
+from jena_rnn.runtime import report
+from jena_rnn.forecast import runs
 from jena_rnn.config import Config, DataConfig, lecture_config
 
 EXPERIMENTS = ("naive", "mlp", "gru", "gru_dropout", "stacked_gru", "reversed_gru",
@@ -193,12 +194,12 @@ def experiment_main(name: str, config: Config | None = None, argv: list[str] | N
     """Command line of one ``experiments/<name>.py`` script: ``[--quick] [--data FILE] [--out DIR]``."""
     import argparse
 
-    p = argparse.ArgumentParser(description=f"The lecture's {name} experiment (jena_rnn.reproduce)")
+    p = argparse.ArgumentParser(description=f"The lecture's {name} experiment (jena_rnn.forecast.reproduce)")
     p.add_argument("--data", help="Jena-format CSV (default: the synthetic default)")
     p.add_argument("--quick", action="store_true", help="2 epochs x 5 steps (smoke test)")
     p.add_argument("--out", default="runs/experiments", help="parent of the run directory")
     args = p.parse_args(argv)
-    from jena_rnn import distributed
+    from jena_rnn.runtime import distributed
 
     distributed.use_cpu_cores()  # one device per core, as `jena-rnn` (runs.train then trains data-parallel)
     if name == "imdb_lstm":

@@ -28,7 +28,7 @@ checkpoint before its successor is committed. A complete `epoch_NNNN` newer than
 between rename and pointer update) is not used by `latest`: the pointer decides. If the pointer
 itself is missing or names a broken directory, `latest` falls back to the newest complete
 directory and warns. `save` never overwrites a committed checkpoint (epoch <= LATEST): it raises
-`FileExistsError`. One writer per run directory is assumed (`jena_rnn.loop.lock_run` enforces it).
+`FileExistsError`. One writer per run directory is assumed (`jena_rnn.runtime.loop.lock_run` enforces it).
 
 What is deleted. Only names this module made itself, and only inside `checkpoints/`: checkpoints beyond
 `keep` that no pointer names, and stale temporaries of its own unmistakable pattern
@@ -77,7 +77,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jena_rnn import distributed, report
+from jena_rnn.runtime import distributed, report
 
 _CKPT = "checkpoints"
 # (old key-path suffix, new key-path suffix, old value -> new value); suffixes also match the optimiser's

@@ -1,0 +1,41 @@
+"""The house: old flat module names still resolve, and imports flow one way between the wings."""
+import ast
+import importlib
+from pathlib import Path
+
+import pytest
+
+import jena_rnn
+
+PACKAGE = Path(jena_rnn.__file__).parent
+# a wing may import config and the wings listed for it, nothing else of jena_rnn
+ALLOWED = {"nn": {"config", "nn"}, "data": {"config", "data"}, "runtime": {"config", "runtime"},
+           "forecast": {"config", "nn", "data", "runtime", "forecast", "imdb"},
+           "imdb": {"config", "nn", "data", "runtime", "imdb"},
+           "sweep": {"config", "nn", "data", "runtime", "forecast", "sweep"}}
+
+
+@pytest.mark.parametrize("old", sorted(jena_rnn.MOVED))
+def test_old_flat_names_give_the_module_at_its_new_home(old):
+    exec_ns = {}
+    exec(f"from jena_rnn import {old} as module", exec_ns)  # the statement users wrote before the move
+    assert exec_ns["module"] is importlib.import_module(jena_rnn.MOVED[old])
+
+
+def _imported_wings(path: Path) -> set[str]:
+    wings = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "jena_rnn":
+            parts = node.module.split(".")
+            names = [parts[1]] if len(parts) > 1 else [a.name for a in node.names]
+            wings.update(names)
+        elif isinstance(node, ast.Import):
+            wings.update(a.name.split(".")[1] for a in node.names if a.name.startswith("jena_rnn."))
+    return wings
+
+
+@pytest.mark.parametrize("wing", sorted(ALLOWED))
+def test_imports_flow_one_way(wing):
+    for path in sorted((PACKAGE / wing).glob("*.py")):
+        bad = _imported_wings(path) - ALLOWED[wing]
+        assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
