@@ -8,6 +8,7 @@ with every run.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,7 +145,9 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         _check(self.name in OPTIMIZERS, f"OptimConfig.name must be one of {OPTIMIZERS}, got {self.name!r}")
-        _check(self.learning_rate > 0, f"OptimConfig.learning_rate must be positive, got {self.learning_rate!r}")
+        _check(math.isfinite(self.learning_rate) and self.learning_rate > 0,
+               f"OptimConfig.learning_rate must be positive and finite, got {self.learning_rate!r}")
+        _check(math.isfinite(self.eps), f"OptimConfig.eps must be finite, got {self.eps!r}")
         _check(0.0 <= self.decay < 1.0, f"OptimConfig.decay must be in [0, 1), got {self.decay!r}")
         _check(self.eps >= 0, f"OptimConfig.eps must be >= 0, got {self.eps!r}")
 

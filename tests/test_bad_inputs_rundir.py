@@ -508,3 +508,38 @@ def test_resume_with_nothing_left_to_train_says_so(run_dir, base):
     lines = []
     train.fit(base[1], data.load_dataset(base[1].data), run_dir, resume=True, log=lines.append)
     assert lines == ["nothing to train: the run already has 3 epochs (epochs=3); raise --epochs to continue it"]
+
+
+# ------------------------------------------------------------------ found by a second review
+def test_one_kind_of_run_never_writes_into_anothers_folder(run_dir, base, tmp_path):
+    from jena_rnn import sweep
+
+    ds = data.load_dataset(base[1].data)
+    stats = (run_dir / "stats.json").read_text()
+    with pytest.raises(FileExistsError, match=r"run: holds a forecast run, not a sweep one"):
+        sweep.run([base[1]], ds, run_dir, log=None)
+    assert (run_dir / "stats.json").read_text() == stats
+    other = tmp_path / "sweep_out"
+    other.mkdir()
+    (other / loop.MARKER).write_text(json.dumps({"written_by": "jena_rnn", "kind": "sweep"}))
+    with pytest.raises(FileExistsError, match=r"sweep_out: holds a sweep run, not a forecast one"):
+        train.fit(base[1], ds, other, log=None)
+
+
+def test_a_sweep_without_its_manifest_is_not_resumed_unchecked(tmp_path, base):
+    from jena_rnn import sweep
+
+    out = tmp_path / "sw"
+    (out / "groups" / "g0").mkdir(parents=True)
+    (out / loop.MARKER).write_text(json.dumps({"written_by": "jena_rnn", "kind": "sweep"}))
+    with pytest.raises(ValueError, match=r"sw: holds trained groups but no sweep\.json"):
+        sweep.run([base[1]], data.load_dataset(base[1].data), out, resume=True, log=None)
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--lr", "inf"], "OptimConfig.learning_rate must be positive and finite, got inf"),
+    (["--lr", "1e-3,1e-3"], "--lr: 0.001 is given twice in '1e-3,1e-3'")])
+def test_sweep_values_that_cannot_be_members_are_refused(tmp_path, capsys, argv, expected):
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", *argv, "--out", str(tmp_path / "sw"), "--synthetic-rows", "4000"])
+    assert expected in capsys.readouterr().err and not (tmp_path / "sw").exists()

@@ -39,10 +39,26 @@ def test_quick_reproduce_artefacts_and_table(tmp_path):
     assert float(rows[3]["best_val_acc"]) == pytest.approx(max(h["val_acc"] for h in imdb))
     assert "| imdb_lstm |" in table
 
-    # a finished experiment is not rerun: its result file is reused as it is
-    before = (tmp_path / "gru" / "result.json").read_text()
-    reproduce.reproduce(tmp_path, data=TINY_DATA, only=["gru"], quick=True, quiet=True)
-    assert (tmp_path / "gru" / "result.json").read_text() == before
+    # a finished experiment is not trained again, and its result.json is never trusted: an edited or damaged
+    # one is scored again from the run directory; other settings are refused, not answered with old figures
+    before = json.loads((tmp_path / "gru" / "result.json").read_text())
+    (tmp_path / "gru" / "result.json").write_text(json.dumps({**before, "best_val_mae": 0.11}))
+    (tmp_path / "naive" / "result.json").write_text("[1, 2]")
+    reproduce.reproduce(tmp_path, data=TINY_DATA, only=["naive", "gru"], quick=True, quiet=True)
+    again = json.loads((tmp_path / "gru" / "result.json").read_text())
+    assert again["best_val_mae"] == before["best_val_mae"] and again["epochs"] == 2
+    assert "0.1100" not in (tmp_path / "results.md").read_text()
+    with pytest.raises(ValueError, match=r"cannot resume .*gru: its saved configuration differs in \['data'\]"):
+        reproduce.reproduce(tmp_path, data=dataclasses.replace(TINY_DATA, lookback=60), only=["gru"], quick=True,
+                            quiet=True)
+
+
+def test_reproduce_refuses_a_folder_of_someone_elses_files(tmp_path):
+    (tmp_path / "results.md").write_text("my notes\n")
+    (tmp_path / "val_mae.png").write_bytes(b"mine")
+    with pytest.raises(FileExistsError, match=r"holds files that are not a jena-rnn run"):
+        reproduce.reproduce(tmp_path, data=TINY_DATA, only=["naive"], quick=True, quiet=True)
+    assert (tmp_path / "results.md").read_text() == "my notes\n" and (tmp_path / "val_mae.png").read_bytes() == b"mine"
 
 
 def test_unknown_experiment_is_named(tmp_path):

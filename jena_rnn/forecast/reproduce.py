@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jax
 
-from jena_rnn.runtime import report
+from jena_rnn.runtime import checkpoint, loop, report
 from jena_rnn.forecast import runs
 from jena_rnn.config import Config, DataConfig, lecture_config
 
@@ -63,12 +63,24 @@ def experiment_config(name: str, data: DataConfig, *, quick: bool = False) -> Co
     return config
 
 
+def _history(run_dir: Path) -> list[dict]:
+    """The run's history.json for the wall time (the checkpoints hold the history that counts; [] if damaged)."""
+    try:
+        history = checkpoint.read_json(run_dir / "history.json", what="run history")
+    except (ValueError, FileNotFoundError):
+        return []
+    return history if isinstance(history, list) and all(isinstance(h, dict) for h in history) else []
+
+
 def run_experiment(name: str, config: Config | None, run_dir: Path, *, quick: bool = False,
                    quiet: bool = False) -> dict:
-    """Run one experiment into ``run_dir`` unless its ``result.json`` exists; return its result row."""
+    """Run (or continue) one experiment in ``run_dir``; return its result row, also written as ``result.json``.
+
+    ``result.json`` is only ever written, never read back: a rerun continues the run directory (which
+    refuses other settings or other data, ``train.fit``) and scores its best checkpoint again, so an edited,
+    damaged or stale ``result.json`` can never stand in for a result.
+    """
     done = run_dir / "result.json"
-    if done.is_file():
-        return json.loads(done.read_text())
     t0 = time.perf_counter()
     if name == "imdb_lstm":
         row = run_imdb(run_dir, quick=quick, quiet=quiet)
@@ -79,11 +91,11 @@ def run_experiment(name: str, config: Config | None, run_dir: Path, *, quick: bo
                "test_mae_degC": b["test_mae_degC"], "step_ms": None}
     else:
         s = runs.train(config, run_dir, resume=True, quiet=quiet)
-        history = json.loads((run_dir / "history.json").read_text())
+        history = _history(run_dir)
         row = {k: s[k] for k in ("params", "epochs", "best_epoch", "best_val_mae", "best_val_mae_degC",
                                  "test_mae", "test_mae_degC")}
         row["step_ms"] = s["step_ms_median"]
-        row["wall_seconds"] = sum(h["epoch_seconds"] for h in history)
+        row["wall_seconds"] = sum(float(h.get("epoch_seconds", 0.0)) for h in history) or time.perf_counter() - t0
     row.setdefault("wall_seconds", time.perf_counter() - t0)
     row.update(experiment=name, lecture_val_mae=LECTURE_VAL_MAE.get(name), machine=machine())
     report.write_json(done, row)
@@ -98,13 +110,13 @@ def run_imdb(run_dir: Path, *, quick: bool, quiet: bool) -> dict:
     if quick:
         cfg = dataclasses.replace(cfg, synthetic_reviews=400, maxlen=64, max_features=2000, epochs=2)
     s = imdb.run(cfg, run_dir, resume=True, quiet=quiet)
-    history = json.loads((run_dir / "history.json").read_text())
+    history = _history(run_dir)
     return {"params": s["params"], "epochs": s["epochs"], "best_epoch": s["best_epoch"],
             "best_val_acc": s["best_val_acc"], "test_acc": s["test_acc"], "step_ms": s["step_ms_median"],
             "lecture_val_acc": LECTURE_IMDB_VAL_ACC,
             "source": s["source"] if cfg.data else (f"synthetic reviews ({cfg.synthetic_reviews:,} per split, "
                                                      f"seed {cfg.synthetic_seed})"),
-            "wall_seconds": sum(h["epoch_seconds"] for h in history)}
+            "wall_seconds": sum(float(h.get("epoch_seconds", 0.0)) for h in history)}
 
 
 def results_markdown(rows: list[dict], *, source: str, quick: bool, data: DataConfig) -> str:
@@ -150,7 +162,7 @@ def plot_val_curves(out: Path, names: list[str], baseline: float | None) -> None
     for name in names:
         path = out / name / "history.json"
         if path.is_file():
-            h = json.loads(path.read_text())
+            h = checkpoint.read_json(path, what="run history")
             ax.plot([e["epoch"] for e in h], [e["val_mae"] for e in h], marker=".", label=name)
     if baseline is not None:
         ax.axhline(baseline, color="gray", linestyle="--", label="naive")
@@ -172,7 +184,11 @@ def reproduce(out: str | Path, *, data: DataConfig | None = None, only: list[str
     if unknown:
         raise ValueError(f"--only: unknown experiments {unknown}; choose from {list(EXPERIMENTS)}")
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    with loop.lock_run(out, "reproduce"):  # a folder of someone else's files is refused, never overwritten
+        return _reproduce(out, data, names, quick=quick, quiet=quiet)
+
+
+def _reproduce(out: Path, data: DataConfig, names: list[str], *, quick: bool, quiet: bool) -> dict:
     rows = []
     for name in names:
         if not quiet:

@@ -276,7 +276,7 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
         raise ValueError("model 'naive' has nothing to train: use `jena-rnn baseline`")
     scale = data.target_scale(ds)
     run_dir = Path(run_dir) if run_dir is not None else None
-    with loop.lock_run(run_dir):  # one writer per run directory; released on return and on errors
+    with loop.lock_run(run_dir, "forecast"):  # one writer per run directory; released on return and on errors
         return _fit(config, ds, run_dir, resume=resume, log=log, progress=progress, mesh=mesh, scale=scale)
 
 

@@ -300,7 +300,7 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
       with another configuration.   TrainingDiverged: a non-finite loss.
     """
     run_dir = Path(run_dir) if run_dir is not None else None
-    with loop.lock_run(run_dir):  # one writer per run directory; released on return and on errors
+    with loop.lock_run(run_dir, "imdb"):  # one writer per run directory; released on return and on errors
         return _fit(cfg, splits, run_dir, resume=resume, log=log, progress=progress, mesh=mesh)
 
 
@@ -397,7 +397,7 @@ def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cach
         log(f"devices: batch of {cfg.batch_size} split over {distributed.axis_size(mesh, 'data')} "
             f"{jax.default_backend()} devices (data parallel)")
     splits = prepare(cfg, cache_dir=cache_dir, log=log)  # bad data is refused before `out` is created
-    with loop.lock_run(out):  # before anything is written into out (fit takes it again, re-entrantly)
+    with loop.lock_run(out, "imdb"):  # before anything is written into out (fit takes it again, re-entrantly)
         return _run(cfg, out, splits, resume=resume, quiet=quiet, mesh=mesh, log=log)
 
 

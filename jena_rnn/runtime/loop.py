@@ -43,8 +43,25 @@ MARKER = "jena-rnn-run.json"  # written into every run directory this project cr
 _OURS = (MARKER, LOCK, "checkpoints", "sweep.json")
 
 
-def check_run_folder(run_dir: Path) -> None:
-    """Refuse ``run_dir`` unless it is new, empty or a run directory of this project.
+def _kind_of(run_dir: Path) -> str | None:
+    """The kind of run ``run_dir`` holds: its marker's, else guessed from an older layout, else None."""
+    marker = run_dir / MARKER
+    if marker.is_file():
+        saved = checkpoint.read_json(marker, what="run marker")
+        return saved.get("kind") if isinstance(saved, dict) else None
+    if (run_dir / "sweep.json").exists():
+        return "sweep"
+    config = run_dir / "config.json"
+    if config.is_file():
+        with contextlib.suppress(ValueError):
+            saved = checkpoint.read_json(config, what="run configuration")
+            if isinstance(saved, dict):
+                return "imdb" if "max_features" in saved else "forecast" if "model" in saved else None
+    return None
+
+
+def check_run_folder(run_dir: Path, kind: str | None = None) -> None:
+    """Refuse ``run_dir`` unless it is new, empty or a run directory of this project (of this ``kind``).
 
     A folder that already holds other things (a user's ``config.json`` or ``history.csv``, the current
     folder for ``--out ""``) would have them overwritten by the run's files, so it is refused.
@@ -59,10 +76,15 @@ def check_run_folder(run_dir: Path) -> None:
     if not run_dir.is_dir():
         return
     entries = sorted(p.name for p in run_dir.iterdir())
-    if entries and not any(name in entries for name in _OURS):
+    nested = any((run_dir / e).is_dir() and any((run_dir / e / n).exists() for n in _OURS) for e in entries)
+    if entries and not nested and not any(name in entries for name in _OURS):  # nested: a study of runs
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
         raise FileExistsError(f"{run_dir}: holds files that are not a jena-rnn run ({shown}); the run would "
                               "overwrite them: choose a new or empty folder")
+    found = _kind_of(run_dir) if entries else None
+    if kind is not None and found is not None and found != kind:
+        raise FileExistsError(f"{run_dir}: holds a {found} run, not a {kind} one; its files would be overwritten: "
+                              "choose another folder")
 _held: dict[str, list] = {}  # lock path -> [fd, depth, thread id]: re-entrant within one thread
 
 
@@ -143,8 +165,11 @@ def _acquire(path: Path) -> int:
 
 
 @contextlib.contextmanager
-def lock_run(run_dir: str | Path | None) -> Iterator[None]:
+def lock_run(run_dir: str | Path | None, kind: str | None = None) -> Iterator[None]:
     """Hold ``run_dir``'s writer lock for the block (None: nothing to lock); re-entrant in one thread.
+
+    First ``check_run_folder(run_dir, kind)``; a run directory is marked ``MARKER`` with its ``kind``
+    ("forecast", "imdb", "sweep", "reproduce"), so that one kind of run never writes into another's folder.
 
     Raises:
       FileExistsError: another process (or thread) holds it; names its pid, host and start time.
@@ -165,11 +190,11 @@ def lock_run(run_dir: str | Path | None) -> Iterator[None]:
     fd, error = None, None
     if distributed.is_main():
         try:
-            check_run_folder(run_dir)
+            check_run_folder(run_dir, kind)
             run_dir.mkdir(parents=True, exist_ok=True)
             fd = _acquire(path)
             if not (run_dir / MARKER).exists():
-                report.write_json(run_dir / MARKER, {"written_by": "jena_rnn", "since": _now()})
+                report.write_json(run_dir / MARKER, {"written_by": "jena_rnn", "kind": kind, "since": _now()})
         except FileExistsError as e:
             error = e
     if _processes() > 1:  # every process learns whether process 0 got it, so all stop alike

@@ -106,6 +106,10 @@ def parse_axis(text: str, axis: str):
             if not lo < hi:
                 raise ValueError(f"empty range {text!r}")
             return (lo, hi)
-        return [cast(t) for t in text.split(",")]
+        values = [cast(t) for t in text.split(",")]
+        for k, v in enumerate(values):
+            if v in values[:k]:  # two members would train the same configuration under two names
+                raise ValueError(f"{v!r} is given twice in {text!r}")
+        return values
     except ValueError as e:
         raise ValueError(f"--{axis.replace('_', '-')}: {e}") from None

@@ -266,7 +266,7 @@ def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, 
     if log is not None:
         log(f"sweep: {len(configs)} members in {len(groups)} group(s): "
             + "; ".join(f"{p['group']} {p['structure']} x{len(p['members'])}" for p in plan))
-    with loop.lock_run(out):  # one writer per sweep directory; released on return and on errors
+    with loop.lock_run(out, "sweep"):  # one writer per sweep directory; released on return and on errors
         return _run(configs, ds, out, names=names, groups=groups, plan=plan, resume=resume, mesh=mesh,
                     chunk=chunk, log=log)
 
@@ -288,6 +288,9 @@ def _run(configs, ds, out, *, names, groups, plan, resume, mesh, chunk, log) -> 
                 raise ValueError(f"cannot resume {out}: its sweep.json lists other members or configurations")
             train.check_resume_data(ds, out)
             resumed = True
+        elif (out / "groups").is_dir():  # trained groups without their manifest: nothing to check them against
+            raise ValueError(f"{out}: holds trained groups but no sweep.json, so the members and data they were "
+                             "trained with cannot be checked; restore sweep.json or use another --out")
         distributed.barrier("sweep: sweep.json checked")  # before process 0 writes it
     if out is not None and distributed.is_main():
         report.write_json(out / "sweep.json", manifest)
