@@ -220,7 +220,7 @@ def test_numpy_1_and_protocol_2_pickles_are_read(tmp_path):
 def test_member_declaring_a_huge_size_is_refused_before_inflating(tmp_path, monkeypatch):
     path = savez(tmp_path / "imdb.npz", compressed=True, **good())
     set_central_size(path, "x_train.npy", 600 << 20)
-    monkeypatch.setattr(safe_npz, "_inflate", lambda *a: pytest.fail("inflated a member over the cap"))
+    monkeypatch.setattr(safe_npz, "_member_bytes", lambda *a: pytest.fail("inflated a member over the cap"))
     with pytest.raises(ValueError, match=r"imdb\.npz: member x_train\.npy declares 629145600 bytes uncompressed, "
                                          r"over the 536870912 byte cap"):
         text.load_keras_npz(path, 100)
@@ -234,11 +234,23 @@ def test_members_over_the_total_cap_are_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("compressed", [True, False])
-def test_stream_inflating_past_its_declared_size_is_stopped(tmp_path, compressed):
+def test_stream_inflating_past_its_declared_size_is_stopped(tmp_path, compressed, monkeypatch):
     path = savez(tmp_path / "imdb.npz", compressed=compressed, **good(y_train=np.zeros(20_000, np.int64)))
     set_central_size(path, "y_train.npy", 1000)  # the real member is 160,128 bytes
-    with pytest.raises(ValueError, match=r"member y_train\.npy: inflates past its declared size of 1000 bytes"):
+    sizes = []
+    real_open = zipfile.ZipFile.open
+
+    def open_and_record(self, info, *a, **k):  # how much is asked of the lying member: its declared size + 1
+        f = real_open(self, info, *a, **k)
+        real_read = f.read
+        f.read = lambda n=-1: sizes.append(n) or real_read(n)
+        return f
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", open_and_record)
+    with pytest.raises(ValueError, match=r"member y_train\.npy: damaged \(Bad CRC-32 for file 'y_train\.npy'\): "
+                                         r"its data do not match the archive's declared size"):
         text.load_keras_npz(path, 100)
+    assert sizes == [1001]  # never an unbounded read(-1); zipfile itself stops at the declared size
 
 
 # ---------------------------------------------------------------- class 4: one clear error naming the file

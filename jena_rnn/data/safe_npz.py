@@ -6,8 +6,8 @@ file runs any code it likes, and a file that is not a zip is read with ``pickle.
 - opens the file with ``zipfile`` only; anything that is not a zip archive is refused;
 - checks each member's uncompressed size as the central directory declares it (``ZipInfo.file_size``)
   against ``MAX_MEMBER_BYTES`` and the members' sum against ``MAX_TOTAL_BYTES`` *before* inflating, then
-  inflates with a bounded stream that stops as soon as the output passes the declared size (a lying
-  header), and checks the CRC-32;
+  reads at most that size + 1 through ``zipfile``, which stops at the declared size and checks the CRC-32
+  (a lying header is refused as damaged);
 - parses the ``.npy`` header with ``numpy.lib.format`` (``read_magic``, ``read_array_header_1_0/2_0``:
   a literal dict, no code) and reads numeric dtypes with ``np.frombuffer`` after checking the byte count;
 - reads an object array (only where the caller expects one: ``ragged``) with a restricted unpickler.
@@ -44,8 +44,6 @@ MiB = 1 << 20
 # bound what a crafted archive (a few KB of deflate can claim gigabytes) can make the reader allocate.
 MAX_MEMBER_BYTES = 512 * MiB
 MAX_TOTAL_BYTES = 1024 * MiB
-_CHUNK = 1 * MiB
-_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # signature ... name length, extra length (30 bytes)
 _INT_CODES = {f"{k}{n}" for k in "iu" for n in (1, 2, 4, 8)}
 
 
@@ -189,48 +187,24 @@ def _ragged(payload: bytes, n: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- zip members
-def _inflate(raw, info: zipfile.ZipInfo, start: int) -> bytes:
-    """Return the member's ``info.file_size`` bytes; never produce more (ValueError: a lying header)."""
-    raw.seek(start)
-    left, out = info.compress_size, bytearray()
-    d = zlib.decompressobj(-zlib.MAX_WBITS) if info.compress_type == zipfile.ZIP_DEFLATED else None
-    pending = b""
-    while True:
-        if not pending:
-            if left == 0:
-                break
-            pending = raw.read(min(_CHUNK, left))
-            if not pending:
-                raise ValueError("truncated (the archive ends inside this member)")
-            left -= len(pending)
-        if d is None:
-            out += pending
-            pending = b""
-        else:
-            out += d.decompress(pending, info.file_size + 1 - len(out))
-            pending = d.unconsumed_tail
-        if len(out) > info.file_size:
-            raise ValueError(f"inflates past its declared size of {info.file_size} bytes")
-        if d is not None and d.eof:
-            break
-    if (d is not None and not d.eof) or len(out) != info.file_size:
-        raise ValueError(f"truncated: {len(out)} of the declared {info.file_size} bytes")
-    if zlib.crc32(out) != info.CRC:
-        raise ValueError("CRC-32 mismatch (corrupt)")
-    return bytes(out)
+def _member_bytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+    """Return the member's ``info.file_size`` bytes through ``zipfile``, which never inflates past that size.
 
-
-def _member_bytes(raw, info: zipfile.ZipInfo) -> bytes:
+    A size field that lies makes zipfile stop at the declared size and report a CRC-32 mismatch; a member
+    that ends early is truncated. Both are ValueErrors here.
+    """
     if info.flag_bits & 0x1:
         raise ValueError("encrypted")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise ValueError(f"compression method {info.compress_type} (numpy writes stored or deflated)")
-    raw.seek(info.header_offset)
-    head = raw.read(_LOCAL_HEADER.size)
-    if len(head) != _LOCAL_HEADER.size or head[:4] != b"PK\x03\x04":
-        raise ValueError("no local file header where the central directory points")
-    fields = _LOCAL_HEADER.unpack(head)
-    return _inflate(raw, info, info.header_offset + _LOCAL_HEADER.size + fields[9] + fields[10])
+    try:
+        with zf.open(info) as f:
+            data = f.read(info.file_size + 1)
+    except (zipfile.BadZipFile, EOFError, zlib.error) as e:
+        raise ValueError(f"damaged ({e}): its data do not match the archive's declared size and CRC-32") from None
+    if len(data) != info.file_size:
+        raise ValueError(f"truncated: {len(data)} of the declared {info.file_size} bytes")
+    return data
 
 
 def _parse_npy(data: bytes, ragged: bool) -> np.ndarray:
@@ -299,10 +273,10 @@ def read_npz(path: str | os.PathLike, numeric=(), ragged=()) -> dict[str, np.nda
         raise ValueError(f"{path}: members {sorted(members)} declare {total} bytes uncompressed, over the "
                          f"{MAX_TOTAL_BYTES} byte cap (jena_rnn.data.safe_npz.MAX_TOTAL_BYTES)")
     out = {}
-    with path.open("rb") as raw:
+    with zipfile.ZipFile(path) as zf:
         for name, info in members.items():
             try:
-                out[name] = _parse_npy(_member_bytes(raw, info), wanted[name])
+                out[name] = _parse_npy(_member_bytes(zf, info), wanted[name])
             except (ValueError, TypeError, EOFError, zlib.error, struct.error, OverflowError) as e:
                 raise ValueError(f"{path}: member {info.filename}: {e}") from None
     return out
