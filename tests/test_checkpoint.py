@@ -16,7 +16,7 @@ import optax
 import pytest
 
 import _ckpt_writer as writer
-from jena_rnn.runtime import checkpoint
+from jena_rnn.runtime import checkpoint, report
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = {"model": {"cell": "gru", "hidden_size": 5}, "optim": {"learning_rate": 1e-3}}
@@ -119,7 +119,7 @@ def test_leftovers_and_broken_pointer_are_survivable(tmp_path):
         checkpoint.save(tmp_path, state._replace(step=jnp.int32(epoch)), epoch=epoch, history=[],
                         config=CONFIG, is_best=False)
     root = tmp_path / "checkpoints"
-    partial = root / checkpoint._tmp_name("epoch_0003") / "state"  # a save of this process that died half way
+    partial = root / report.tmp_name("epoch_0003") / "state"  # a save of this process that died half way
     partial.mkdir(parents=True)
     (partial / "garbage").write_bytes(b"\0" * 100)
     (root / ".tmp-epoch_0003-123-abc").mkdir()  # not the project's pattern: a user's, never deleted
@@ -279,7 +279,6 @@ def test_every_process_checks_before_process_0_commits(tmp_path, monkeypatch):
 
 
 def test_the_one_atomic_writer_respects_the_umask_and_leaves_no_temporary(tmp_path):
-    from jena_rnn.runtime import report
 
     old = os.umask(0o022)
     try:

@@ -67,6 +67,13 @@ def fingerprint_of(values: np.ndarray, stats: "Stats") -> dict:
 
 
 # -------------------------------------------------------------------------------- splits, normalisation
+def train_stats(values: np.ndarray, lo: int, hi: int) -> Stats:
+    """Mean and std [F] of rows [lo, hi) (float64 sums, rounded to the float32 that is saved; std 0 -> 1)."""
+    train = np.asarray(values[lo:hi], np.float64)
+    mean, std = train.mean(axis=0), train.std(axis=0)
+    return Stats(mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32))
+
+
 def normalize(values: np.ndarray, lo: int, hi: int, *, stats: Stats | None = None) -> tuple[np.ndarray, Stats]:
     """Return ``(values - mean) / std`` [N, F] float32 with mean/std [F] taken from rows [lo, hi) only.
 
@@ -74,9 +81,7 @@ def normalize(values: np.ndarray, lo: int, hi: int, *, stats: Stats | None = Non
     ``stats`` given (a saved run's training statistics): use those instead and ignore ``lo, hi``.
     """
     if stats is None:
-        train = np.asarray(values[lo:hi], np.float64)
-        mean, std = train.mean(axis=0), train.std(axis=0)
-        stats = Stats(mean.astype(np.float32), np.where(std > 0, std, 1.0).astype(np.float32))
+        stats = train_stats(values, lo, hi)
     # normalise with the float32 statistics that are saved, so that saved statistics give the same series
     mean, std = np.asarray(stats.mean, np.float32), np.asarray(stats.std, np.float32)
     normed = ((np.asarray(values, np.float64) - mean.astype(np.float64)) / std.astype(np.float64)).astype(np.float32)
@@ -190,8 +195,8 @@ def load_dataset(cfg: DataConfig, *, stats: Stats | None = None) -> Dataset:
                              f" (delay {cfg.delay}) but the file has only {n} rows")
         splits[name] = (lo, hi)
     check_split_order(splits, allow_overlap=cfg.allow_overlap, source=source)
-    own = normalize(table.values, *splits["train"])[1]
-    normed, stats = normalize(table.values, *splits["train"], stats=stats)
+    own = train_stats(table.values, *splits["train"])
+    normed, stats = normalize(table.values, *splits["train"], stats=stats if stats is not None else own)
     return Dataset(jnp.asarray(normed), stats, table.columns.index(cfg.target), table.columns, table.times,
                    splits["train"], splits["val"], splits["test"], dict(table.report), source,
                    fingerprint_of(table.values, own))

@@ -277,10 +277,10 @@ def load_csv(path, *, time_column: str | None = "Date Time", time_format: str | 
     report = {"file": path, "rows": len(values), "columns": len(names), "sentinel": sentinel,
               "sentinel_policy": sentinel_policy, "other_sentinel_policy": other_sentinel_policy,
               "outlier_policy": outlier_policy, "dropped_duplicates": 0}
-    kept = (values == sentinel) if sentinel is not None else np.zeros(values.shape, bool)
     report["sentinel_counts"] = _apply_sentinel(values, names, path, sentinel_policy, sentinel,
                                                 elsewhere=other_sentinel_policy)
-    kept &= values == sentinel  # sentinels still there were kept on purpose: not outliers
+    # sentinels still there were kept on purpose: not outliers
+    kept = values == sentinel if sentinel is not None else np.zeros(values.shape, bool)
     report["outlier_counts"] = _check_values(values, names, path, outlier_policy, _bounds or {}, kept)
     if times is not None:
         report.update(_time_report(times))

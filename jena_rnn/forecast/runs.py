@@ -15,11 +15,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jena_rnn.runtime import checkpoint, distributed, loop
+from jena_rnn.runtime import checkpoint, distributed
 from jena_rnn import data
 from jena_rnn.forecast import train as training
 from jena_rnn.data import load_table
-from jena_rnn.config import Config, DataConfig, ModelConfig, config_from_saved, to_dict
+from jena_rnn.config import Config, DataConfig, ModelConfig, config_from_saved
 from jena_rnn.nn.models import apply_model, count_params
 
 
@@ -142,13 +142,9 @@ def _check_against_checkpoint(run_dir: Path, config: Config, meta: dict) -> None
     differ (a resumed run extends it).
     """
     try:
-        saved = to_dict(config_from_saved(meta.get("config"), f"checkpoint epoch {meta.get('epoch')} of {run_dir}"))
+        diff = training.config_changes(config, meta.get("config"), f"checkpoint epoch {meta.get('epoch')} of {run_dir}")
     except ValueError:
         return  # an older or foreign meta: config.json was already validated on its own
-    now = to_dict(config)
-    for d in (now, saved):
-        d["train"].pop("epochs", None)
-    diff = loop.config_differences(now, saved)
     if diff:
         raise ValueError(f"{run_dir / 'config.json'} differs in {diff} from the configuration saved with checkpoint "
                          f"epoch {meta.get('epoch')}: was it edited? Restore it, or train a new run")

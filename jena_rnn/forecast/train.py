@@ -320,12 +320,20 @@ def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
                            patience=config.train.patience, hint="Try a lower --lr.")
 
 
+def config_changes(config: Config, saved: Any, where) -> list[str]:
+    """Sections in which ``config`` differs from a saved config dict (only ``train.epochs`` may grow).
+
+    ``saved`` is checked field by field first (``config_from_saved``, naming ``where``); fields added since
+    it was written take their defaults.
+    """
+    now, saved = to_dict(config), to_dict(config_from_saved(saved, where))
+    for d in (now, saved):
+        d["train"].pop("epochs", None)
+    return loop.config_differences(now, saved)
+
+
 def _check_resume_config(config: Config, saved: dict, run_dir: Path) -> None:
     """Refuse to resume a run with a different configuration (only ``train.epochs`` may grow)."""
-    # fields added since then take their defaults
-    now, saved = to_dict(config), to_dict(config_from_saved(saved, Path(run_dir) / "config.json"))
-    now["train"].pop("epochs", None)
-    saved["train"].pop("epochs", None)
-    diff = loop.config_differences(now, saved)
+    diff = config_changes(config, saved, Path(run_dir) / "config.json")
     if diff:
         raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")

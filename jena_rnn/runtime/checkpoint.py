@@ -105,9 +105,6 @@ _DAMAGED = "damaged-"
 _FILES = "files.json"
 
 
-_tmp_name = report.tmp_name
-
-
 def _stale(name: str) -> bool:
     """Whether ``name`` is one of this module's temporaries whose writer is gone (or is this process)."""
     m = _TMP_RE.fullmatch(name)
@@ -171,11 +168,6 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, (np.generic, np.ndarray, jax.Array)) and np.ndim(obj) == 0:
         return np.asarray(obj).item()
     raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r}")
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """``report.write_atomic``: the project's one atomic writer."""
-    report.write_atomic(path, text)
 
 
 def _dump(obj: Any) -> str:
@@ -370,7 +362,7 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
     if collective and not distributed.is_main():
         return final
     root.mkdir(parents=True, exist_ok=True)
-    tmp = root / _tmp_name(final.name)
+    tmp = root / report.tmp_name(final.name)
     tmp.mkdir()
     if arrays:
         with _quiet_absl():
@@ -386,18 +378,18 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
     _on_stage("before_rename")
 
     if final.exists():  # newer than LATEST, so never committed (a crash before the pointer)
-        old = root / _tmp_name(f"old-{final.name}")
+        old = root / report.tmp_name(f"old-{final.name}")
         os.replace(final, old)
     os.replace(tmp, final)
     _fsync_path(root)
     _on_stage("before_pointer")
 
-    _write_atomic(root / "LATEST", final.name + "\n")
+    report.write_atomic(root / "LATEST", final.name + "\n")
     if is_best:
         _on_stage("before_best")
-        _write_atomic(root / "BEST", final.name + "\n")
-    _write_atomic(run_dir / "config.json", _dump(config))
-    _write_atomic(run_dir / "history.json", _dump(history))
+        report.write_atomic(root / "BEST", final.name + "\n")
+    report.write_atomic(run_dir / "config.json", _dump(config))
+    report.write_atomic(run_dir / "history.json", _dump(history))
     _on_stage("before_prune")
     _prune(run_dir, keep)
     return final
@@ -502,7 +494,7 @@ def resume(run_dir: str | os.PathLike, like: Any) -> tuple[Any, dict]:
             os.replace(root / _dir_name(epoch), target)
             moved.append(target.name)
         _fsync_path(root)
-        _write_atomic(root / "LATEST", _dir_name(meta["epoch"]) + "\n")
+        report.write_atomic(root / "LATEST", _dir_name(meta["epoch"]) + "\n")
         if _read_pointer(run_dir, "BEST")[1] is None and (root / "BEST").exists():
             (root / "BEST").unlink()
         warnings.warn(f"resuming {run_dir} from epoch {meta['epoch']}: the damaged checkpoints were set aside "
