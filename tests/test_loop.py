@@ -8,17 +8,17 @@ from jena_rnn.runtime import checkpoint, loop
 
 
 def scripted(scores, key="val"):
-    """An epoch function whose state counts epochs and whose metric follows ``scores``."""
+    """An epoch function whose state counts epochs and whose metric follows ``scores`` (training took 0.5 s)."""
     def one_epoch(state):
         n = int(state["n"]) + 1
-        return {"n": np.asarray(n)}, {key: scores[n - 1], "train": 1.0}
+        return {"n": np.asarray(n)}, {key: scores[n - 1], "train": 1.0}, 0.5
     return one_epoch
 
 
 def test_best_checkpoint_and_early_stop_follow_the_score(tmp_path):
     logs = []
     state, history = loop.run_epochs({"n": np.asarray(0)}, [], scripted([3.0, 1.0, 2.0, 1.0, 5.0, 0.5]),
-                                     epochs=6, score="val", finite={"val": "validation X"}, run_dir=tmp_path, config={},
+                                     epochs=6, steps=1, score="val", finite={"val": "validation X"}, run_dir=tmp_path, config={},
                                      log=logs.append, line=lambda row, h: f"e{row['epoch']}", patience=3)
     # epoch 2 is best; 3, 4 (a tie is not better) and 5 are not: stopped after epoch 5, never ran 6
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5] and int(state["n"]) == 5
@@ -28,41 +28,41 @@ def test_best_checkpoint_and_early_stop_follow_the_score(tmp_path):
 
 
 def test_maximised_score_picks_the_highest(tmp_path):
-    _, history = loop.run_epochs({"n": np.asarray(0)}, [], scripted([0.5, 0.9, 0.7], key="acc"), epochs=3,
+    _, history = loop.run_epochs({"n": np.asarray(0)}, [], scripted([0.5, 0.9, 0.7], key="acc"), epochs=3, steps=1,
                                  score="acc", minimize=False, finite={}, run_dir=tmp_path, config={})
     assert len(history) == 3 and checkpoint.best(tmp_path) == 2
 
 
 def test_resumed_run_stops_where_the_uninterrupted_one_does(tmp_path):
     scores = [3.0, 1.0, 2.0, 2.0, 0.1]
-    full = loop.run_epochs({"n": np.asarray(0)}, [], scripted(scores), epochs=5, score="val", finite={},
+    full = loop.run_epochs({"n": np.asarray(0)}, [], scripted(scores), epochs=5, steps=1, score="val", finite={},
                            patience=2)[1]
     assert len(full) == 4  # epochs 3 and 4 are not better
-    loop.run_epochs({"n": np.asarray(0)}, [], scripted(scores), epochs=3, score="val", finite={},
+    loop.run_epochs({"n": np.asarray(0)}, [], scripted(scores), epochs=3, steps=1, score="val", finite={},
                     run_dir=tmp_path, config={"a": 1}, patience=2)
     state, history = loop.open_run(tmp_path, {"n": np.asarray(0)}, resume=True, check_config=lambda saved: None)
     assert int(state["n"]) == 3 and len(history) == 3
-    _, history = loop.run_epochs(state, history, scripted(scores), epochs=5, score="val", finite={},
+    _, history = loop.run_epochs(state, history, scripted(scores), epochs=5, steps=1, score="val", finite={},
                                  run_dir=tmp_path, config={"a": 1}, patience=2)
     assert [h["val"] for h in history] == [h["val"] for h in full]
     # already stale when resumed: nothing runs
-    again = loop.run_epochs(state, list(history), scripted(scores), epochs=5, score="val", finite={}, patience=2)
+    again = loop.run_epochs(state, list(history), scripted(scores), epochs=5, steps=1, score="val", finite={}, patience=2)
     assert len(again[1]) == 4
 
 
 def test_non_finite_metric_names_epoch_and_last_good_checkpoint(tmp_path):
     with pytest.raises(loop.TrainingDiverged, match=r"epoch 3: validation X nan \(not finite\).*epoch 2 in .* Lower"):
-        loop.run_epochs({"n": np.asarray(0)}, [], scripted([1.0, 0.5, math.nan]), epochs=3, score="val",
+        loop.run_epochs({"n": np.asarray(0)}, [], scripted([1.0, 0.5, math.nan]), epochs=3, steps=1, score="val",
                         finite={"val": "validation X"}, run_dir=tmp_path, config={}, hint="Lower it.")
     assert checkpoint.latest(tmp_path) == 2
     with pytest.raises(loop.TrainingDiverged, match="none saved"):
-        loop.run_epochs({"n": np.asarray(0)}, [], scripted([math.inf]), epochs=1, score="val",
+        loop.run_epochs({"n": np.asarray(0)}, [], scripted([math.inf]), epochs=1, steps=1, score="val",
                         finite={"val": "validation X"})
 
 
 def test_open_run_refuses_without_resume_and_checks_config_before_restoring(tmp_path):
     assert loop.open_run(tmp_path / "new", "fresh", resume=False, check_config=None) == ("fresh", [])
-    loop.run_epochs({"n": np.asarray(0)}, [], scripted([1.0]), epochs=1, score="val", finite={},
+    loop.run_epochs({"n": np.asarray(0)}, [], scripted([1.0]), epochs=1, steps=1, score="val", finite={},
                     run_dir=tmp_path, config={"units": [32]})
     with pytest.raises(FileExistsError, match="already holds checkpoints"):
         loop.open_run(tmp_path, {"n": np.asarray(0)}, resume=False, check_config=lambda saved: None)
@@ -78,7 +78,7 @@ def test_open_run_refuses_without_resume_and_checks_config_before_restoring(tmp_
 
 def test_a_run_directory_needs_its_config():
     with pytest.raises(ValueError, match="needs the config"):
-        loop.run_epochs({"n": np.asarray(0)}, [], scripted([1.0]), epochs=1, score="val", finite={},
+        loop.run_epochs({"n": np.asarray(0)}, [], scripted([1.0]), epochs=1, steps=1, score="val", finite={},
                         run_dir="somewhere")
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jax
 
-from jena_rnn.runtime import checkpoint, loop, report
+from jena_rnn.runtime import report, rundir
 from jena_rnn.forecast import runs
 from jena_rnn.config import Config, DataConfig, lecture_config
 
@@ -66,10 +66,9 @@ def experiment_config(name: str, data: DataConfig, *, quick: bool = False) -> Co
 def _history(run_dir: Path) -> list[dict]:
     """The run's history.json for the wall time (the checkpoints hold the history that counts; [] if damaged)."""
     try:
-        history = checkpoint.read_json(run_dir / "history.json", what="run history")
+        return rundir.read_history(run_dir)
     except (ValueError, FileNotFoundError):
         return []
-    return history if isinstance(history, list) and all(isinstance(h, dict) for h in history) else []
 
 
 def run_experiment(name: str, config: Config | None, run_dir: Path, *, quick: bool = False,
@@ -153,16 +152,10 @@ def results_markdown(rows: list[dict], *, source: str, quick: bool, data: DataCo
 
 def plot_val_curves(out: Path, names: list[str], baseline: float | None) -> None:
     """Plot every experiment's validation MAE per epoch, with the naive baseline as a line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = report.pyplot().subplots(figsize=(7, 4.5))
     for name in names:
-        path = out / name / "history.json"
-        if path.is_file():
-            h = checkpoint.read_json(path, what="run history")
+        if (out / name / rundir.HISTORY).is_file():
+            h = rundir.read_history(out / name)
             ax.plot([e["epoch"] for e in h], [e["val_mae"] for e in h], marker=".", label=name)
     if baseline is not None:
         ax.axhline(baseline, color="gray", linestyle="--", label="naive")
@@ -170,9 +163,7 @@ def plot_val_curves(out: Path, names: list[str], baseline: float | None) -> None
     ax.set_ylabel("validation MAE (normalised)")
     ax.set_title("Validation MAE per epoch")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "val_mae.png", dpi=100)
-    plt.close(fig)
+    report.save_figure(fig, out / "val_mae.png")
 
 
 def reproduce(out: str | Path, *, data: DataConfig | None = None, only: list[str] | None = None,
@@ -184,7 +175,7 @@ def reproduce(out: str | Path, *, data: DataConfig | None = None, only: list[str
     if unknown:
         raise ValueError(f"--only: unknown experiments {unknown}; choose from {list(EXPERIMENTS)}")
     out = Path(out)
-    with loop.lock_run(out, "reproduce"):  # a folder of someone else's files is refused, never overwritten
+    with rundir.lock(out, "reproduce"):  # a folder of someone else's files is refused, never overwritten
         return _reproduce(out, data, names, quick=quick, quiet=quiet)
 
 

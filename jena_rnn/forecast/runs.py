@@ -1,8 +1,8 @@
 """Run-level operations behind the command line: train a run directory, evaluate, baseline, predict.
 
-A run directory holds ``config.json``, ``stats.json`` (training-split mean/std, columns, splits),
-``history.{json,csv}``, ``loss.png`` and ``checkpoints/`` (see ``jena_rnn.runtime.checkpoint``). Each function
-returns a JSON-able summary dict.
+A run directory holds ``config.json``, ``stats.json`` (training-split mean/std, columns, splits, the data
+fingerprint), ``history.{json,csv}``, ``loss.png`` and ``checkpoints/`` (``jena_rnn.runtime.rundir``'s
+layout). Each function returns a JSON-able summary dict.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jena_rnn.runtime import checkpoint, distributed
+from jena_rnn.runtime import checkpoint, distributed, rundir
 from jena_rnn import data
 from jena_rnn.forecast import train as training
 from jena_rnn.data import load_table
@@ -109,12 +109,11 @@ def baseline(cfg: DataConfig, *, quiet: bool = False) -> dict:
 def read_run(run_dir: str | Path) -> tuple[Config, dict]:
     """Return ``(config, stats)`` of a run directory, refusing damaged or ill-formed files by name."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").is_file():
+    if not (run_dir / rundir.CONFIG).is_file():
         raise FileNotFoundError(f"{run_dir}: not a run directory (no config.json)")
-    config = config_from_saved(checkpoint.read_json(run_dir / "config.json", what="run configuration"),
-                                        run_dir / "config.json")
-    path = run_dir / "stats.json"
-    stats = checkpoint.read_json(path, what="run statistics")
+    config = config_from_saved(rundir.read_config(run_dir), run_dir / rundir.CONFIG)
+    path = run_dir / rundir.STATS
+    stats = rundir.read_stats(run_dir)
     ok = (isinstance(stats, dict) and isinstance(stats.get("columns"), list)
           and isinstance(stats.get("target_col"), int) and 0 <= stats["target_col"] < len(stats["columns"])
           and all(isinstance(stats.get(k), list) and len(stats[k]) == len(stats["columns"])

@@ -13,7 +13,6 @@ epsilon outside, ``g / (sqrt(nu) + eps)``). The learning rate lives in ``opt_sta
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -23,14 +22,14 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from jena_rnn.runtime import checkpoint, distributed, loop, report
+from jena_rnn.runtime import distributed, loop, report, rundir
 from jena_rnn import data
-from jena_rnn.runtime.loop import TrainingDiverged  # noqa: F401 -- public as train.TrainingDiverged
 from jena_rnn.config import Config, config_from_saved, to_dict
 from jena_rnn.runtime.state import TrainState, make_optimizer  # noqa: F401 -- public as train.TrainState
 from jena_rnn.nn.models import apply_model, init_model
 
 Array = jax.Array
+TrainingDiverged = loop.TrainingDiverged  # public as train.TrainingDiverged
 
 
 def mae(y_hat: Array, y: Array) -> Array:
@@ -197,10 +196,28 @@ def evaluate_split(config: Config, params: dict, ds: data.Dataset, split: str = 
     return float(total) / max(int(count), 1)
 
 
-def _stats_json(ds: data.Dataset) -> dict:
+# how a forecaster's resume refusal names the fingerprint's fields (``rundir.data_differences``)
+FINGERPRINT_LABELS = {"sha256": "content", "mean": "statistics (training mean/std)",
+                      "std": "statistics (training mean/std)"}
+
+
+def stats_json(ds: data.Dataset) -> dict:
+    """The run's ``stats.json``: columns, target, source, training mean/std, splits and the data fingerprint."""
     return {"columns": list(ds.columns), "target_col": int(ds.target_col), "source": ds.source,
             "mean": [float(x) for x in ds.stats.mean], "std": [float(x) for x in ds.stats.std],
             "train": list(ds.train), "val": list(ds.val), "test": list(ds.test), "fingerprint": ds.fingerprint}
+
+
+def data_record(stats: dict) -> dict:
+    """What identifies the training data in a ``stats.json``: its fingerprint, with the column names.
+
+    A ``stats.json`` written before the fingerprint existed records only the column names and the
+    training statistics (``rundir.data_differences`` then reports the rest as unchecked).
+    """
+    fingerprint = stats.get("fingerprint")
+    if isinstance(fingerprint, dict):
+        return {**fingerprint, "columns": stats.get("columns")}
+    return {"columns": stats.get("columns"), "mean": stats.get("mean"), "std": stats.get("std")}
 
 
 def data_differences(saved: dict, ds: data.Dataset) -> list[str] | None:
@@ -211,45 +228,29 @@ def data_differences(saved: dict, ds: data.Dataset) -> list[str] | None:
       None when ``saved`` has no fingerprint (written before it existed) and the columns and training
       statistics it does record agree, so the rest cannot be checked.
     """
-    old, new = saved.get("fingerprint"), ds.fingerprint
-    cols = list(saved.get("columns", [])) != list(ds.columns)
-    out = [f"columns ({saved.get('columns')} -> {list(ds.columns)})"] if cols else []
-    if isinstance(old, dict) and new is not None:
-        if old.get("rows") != new["rows"]:
-            out.append(f"rows ({old.get('rows')} -> {new['rows']})")
-        if old.get("sha256") != new["sha256"]:
-            out.append(f"content (SHA-256 {str(old.get('sha256'))[:12]}... -> {new['sha256'][:12]}...)")
-        if (old.get("mean"), old.get("std")) != (new["mean"], new["std"]):
-            out.append("statistics (training mean/std)")
-        return out
-    stats = (saved.get("mean"), saved.get("std"))
-    if not cols and stats != ([float(x) for x in ds.stats.mean], [float(x) for x in ds.stats.std]):
-        out.append("statistics (training mean/std)")
-    return out or None
+    diff, unchecked = rundir.data_differences(data_record(saved), data_record(stats_json(ds)), FINGERPRINT_LABELS)
+    return diff if diff or not unchecked else None
 
 
-def check_resume_data(ds: data.Dataset, run_dir: Path) -> None:
-    """Refuse to resume ``run_dir`` on other data than it was trained on (``stats.json``'s fingerprint).
+def check_resume(run_dir: Path, config_now: dict, config_saved: dict, ds: data.Dataset, *,
+                 ignore: tuple[str, ...] = ()) -> None:
+    """``rundir.check_resume`` of a run directory whose data are recorded in ``stats.json`` (forecasts, sweeps).
 
-    A run directory written before the fingerprint existed resumes with a warning that it cannot be
-    checked (its columns and training statistics are still compared).
+    A ``stats.json`` without a fingerprint (written before it existed) resumes with a warning that the
+    data cannot be checked (its columns and training statistics are still compared).
     """
-    path = Path(run_dir) / "stats.json"
-    if not path.is_file():
-        warnings.warn(f"{path} is missing: cannot check that the resumed run trains on the same data",
-                      stacklevel=3)
-        return
-    saved = checkpoint.read_json(path, what="run statistics")
-    if not isinstance(saved, dict):
-        raise ValueError(f"{path}: expected a JSON object of the run's data statistics")
-    diff = data_differences(saved, ds)
-    if diff is None:
-        warnings.warn(f"{path} has no data fingerprint (written before it existed): cannot check that "
-                      f"{ds.source} holds the data the run was trained on ({saved.get('source')})", stacklevel=3)
-    elif diff:
-        raise ValueError(f"cannot resume {run_dir}: its data differ from the run's training data in "
-                         f"{', '.join(diff)}; trained on {saved.get('source')}, now {ds.source}. Resume with "
-                         "the same data, or train into a new run directory")
+    saved = rundir.read_stats(run_dir, missing_ok=True)
+    rundir.check_resume(run_dir, config_now=config_now, config_saved=config_saved, ignore=ignore,
+                        fingerprint_now=data_record(stats_json(ds)),
+                        fingerprint_saved=None if saved is None else data_record(saved),
+                        where=Path(run_dir) / rundir.STATS, labels=FINGERPRINT_LABELS,
+                        sources=((saved or {}).get("source"), ds.source))
+
+
+def mae_metrics(train_mae: float, val_mae: float, scale: float) -> dict:
+    """An epoch's metrics: the MAEs normalised and in the target's units (``scale``: its training std)."""
+    return {"train_mae": train_mae, "val_mae": val_mae, "train_mae_degC": train_mae * scale,
+            "val_mae_degC": val_mae * scale}
 
 
 def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, resume: bool = False,
@@ -276,23 +277,22 @@ def fit(config: Config, ds: data.Dataset, run_dir: str | Path | None = None, *, 
         raise ValueError("model 'naive' has nothing to train: use `jena-rnn baseline`")
     scale = data.target_scale(ds)
     run_dir = Path(run_dir) if run_dir is not None else None
-    with loop.lock_run(run_dir, "forecast"):  # one writer per run directory; released on return and on errors
+    with rundir.lock(run_dir, "forecast"):  # one writer per run directory; released on return and on errors
         return _fit(config, ds, run_dir, resume=resume, log=log, progress=progress, mesh=mesh, scale=scale)
 
 
 def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
     def check(saved: dict) -> None:
-        _check_resume_config(config, saved, run_dir)
-        check_resume_data(ds, run_dir)
+        config_saved = to_dict(config_from_saved(saved, run_dir / rundir.CONFIG))
+        check_resume(run_dir, to_dict(config), config_saved, ds, ignore=("train.epochs",))
 
     state = init_state(config, jax.random.PRNGKey(config.train.seed), ds.series.shape[1])
     state, history = loop.open_run(run_dir, state, resume=resume, check_config=check)
     # under jax.distributed, process 0 writes every file; a resumed run keeps the stats.json it began with
     if run_dir is not None and distributed.is_main() and not history:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        report.write_json(run_dir / "stats.json", _stats_json(ds))
+        rundir.write_stats(run_dir, stats_json(ds))
         # before the first checkpoint, so a crash inside it still leaves a resumable run
-        report.write_json(run_dir / "config.json", to_dict(config))
+        rundir.write_config(run_dir, to_dict(config))
     bar = report.ProgressBar(config.train.steps_per_epoch) if progress else None
     train_epoch = make_train_epoch(config, ds.train, ds.target_col, progress=bar, mesh=mesh)
     evaluate = make_evaluate(config, ds.target_col, mesh=mesh)
@@ -308,12 +308,10 @@ def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
         total, count = distributed.to_host(evaluate(state.params, series, val_rows, val_valid))
         if bar is not None:
             bar.close()
-        train_mae, val_mae = float(np.mean(losses)), float(total) / max(int(count), 1)
-        return state, {"train_mae": train_mae, "val_mae": val_mae, "train_mae_degC": train_mae * scale,
-                       "val_mae_degC": val_mae * scale, "train_seconds": t_train,
-                       "step_ms": 1e3 * t_train / config.train.steps_per_epoch}
+        return state, mae_metrics(float(np.mean(losses)), float(total) / max(int(count), 1), scale), t_train
 
-    return loop.run_epochs(state, history, one_epoch, epochs=config.train.epochs, score="val_mae",
+    return loop.run_epochs(state, history, one_epoch, epochs=config.train.epochs,
+                           steps=config.train.steps_per_epoch, score="val_mae",
                            finite={"train_mae": "training MAE", "val_mae": "validation MAE"},
                            run_dir=run_dir, config=to_dict(config), write_history=report.write_history, log=log,
                            line=lambda row, hist: report.epoch_line(row, config.train.epochs, hist),
@@ -324,16 +322,7 @@ def config_changes(config: Config, saved: Any, where) -> list[str]:
     """Sections in which ``config`` differs from a saved config dict (only ``train.epochs`` may grow).
 
     ``saved`` is checked field by field first (``config_from_saved``, naming ``where``); fields added since
-    it was written take their defaults.
+    it was written take their defaults. The comparison is ``rundir.config_differences``.
     """
-    now, saved = to_dict(config), to_dict(config_from_saved(saved, where))
-    for d in (now, saved):
-        d["train"].pop("epochs", None)
-    return loop.config_differences(now, saved)
-
-
-def _check_resume_config(config: Config, saved: dict, run_dir: Path) -> None:
-    """Refuse to resume a run with a different configuration (only ``train.epochs`` may grow)."""
-    diff = config_changes(config, saved, Path(run_dir) / "config.json")
-    if diff:
-        raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
+    saved = to_dict(config_from_saved(saved, where))
+    return rundir.config_differences(to_dict(config), saved, ignore=("train.epochs",))

@@ -21,9 +21,9 @@ import hashlib
 import json
 import numbers
 import os
+import functools
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +33,7 @@ import numpy as np
 import optax
 from jax.sharding import PartitionSpec as P
 
-from jena_rnn.runtime import checkpoint, distributed, loop, report
+from jena_rnn.runtime import checkpoint, distributed, loop, report, rundir
 from jena_rnn.nn import rnn
 from jena_rnn.data import text
 from jena_rnn.config import LayerConfig, OptimConfig
@@ -126,9 +126,15 @@ def bce_with_logits(logits: Array, y: Array, weights: Array | None = None) -> Ar
     return jnp.sum(per * weights) / jnp.maximum(jnp.sum(weights), 1.0)
 
 
+def correct(logits: Array, y: Array, weights: Array | None = None) -> Array:
+    """The (weighted) count of right answers ``sum(w * [(logits > 0) == (y > 0.5)])``; logits, y, weights [B]."""
+    hits = ((logits > 0) == (y > 0.5)).astype(jnp.float32)
+    return jnp.sum(hits if weights is None else hits * weights)
+
+
 def accuracy(logits: Array, y: Array) -> Array:
-    """Fraction of ``(logits > 0) == (y > 0.5)``, logits and y [B]."""
-    return jnp.mean(((logits > 0) == (y > 0.5)).astype(jnp.float32))
+    """Fraction of ``(logits > 0) == (y > 0.5)``, logits and y [B] (``correct`` / B)."""
+    return correct(logits, y) / y.shape[0]
 
 
 # ---------------------------------------------------------------- jitted epoch and evaluation
@@ -151,8 +157,7 @@ def _batch_grads(cfg: IMDBConfig, mesh=None):
             logits = apply_classifier(cfg, p, x[idx], lengths[idx], key=key, train=True, dropout_rows=rows)
             return bce_with_logits(logits, y[idx], wb) * jnp.sum(wb), logits
         (total, logits), grads = jax.value_and_grad(num, has_aux=True)(params)
-        correct = jnp.sum(((logits > 0) == (y[idx] > 0.5)) * wb)
-        return total, correct, jnp.sum(wb), grads
+        return total, correct(logits, y[idx], wb), jnp.sum(wb), grads
 
     if n_dev == 1:
         local = lambda *a: sums(*a, None)  # noqa: E731
@@ -162,9 +167,9 @@ def _batch_grads(cfg: IMDBConfig, mesh=None):
                                           (P(), P(), P(), P(), P("data"), P("data"), P()))
 
     def batch_grads(params, x, lengths, y, idx, wb, key):
-        total, correct, count, grads = local(params, x, lengths, y, idx, wb, key)
+        total, right, count, grads = local(params, x, lengths, y, idx, wb, key)
         denom = jnp.maximum(count, 1.0)
-        return total / denom, correct, count, jax.tree.map(lambda g: g / denom, grads)
+        return total / denom, right, count, jax.tree.map(lambda g: g / denom, grads)
 
     return batch_grads
 
@@ -188,16 +193,16 @@ def make_train_epoch(cfg: IMDBConfig, n: int, *, progress=None, mesh=None):
         def body(st: TrainState, batch):
             i, idx, wb = batch
             k_next, k_drop = jax.random.split(st.key)
-            loss, correct, count, grads = batch_grads(st.params, x, lengths, y, idx, wb, k_drop)
+            loss, right, count, grads = batch_grads(st.params, x, lengths, y, idx, wb, k_drop)
             updates, opt_state = optimizer.update(grads, st.opt_state, st.params)
             params = optax.apply_updates(st.params, updates)
             if progress is not None:
                 jax.debug.callback(progress, i + 1)
-            return TrainState(params, opt_state, st.step + 1, k_next), (loss, correct, count)
+            return TrainState(params, opt_state, st.step + 1, k_next), (loss, right, count)
 
         state = state._replace(key=key)
-        state, (loss, correct, count) = jax.lax.scan(body, state, (jnp.arange(nb), perm, weights))
-        return state, {"loss": loss, "correct": correct, "count": count}
+        state, (loss, right, count) = jax.lax.scan(body, state, (jnp.arange(nb), perm, weights))
+        return state, {"loss": loss, "correct": right, "count": count}
 
     return jax.jit(train_epoch)
 
@@ -214,7 +219,7 @@ def make_evaluate(cfg: IMDBConfig, n: int, batch: int = 512, *, mesh=None):
             ib, wb = batch_
             logits = apply_classifier(cfg, params, x[ib], lengths[ib])
             per = bce_with_logits(logits, y[ib], wb) * jnp.sum(wb)
-            return (carry[0] + per, carry[1] + jnp.sum(((logits > 0) == (y[ib] > 0.5)) * wb)), None
+            return (carry[0] + per, carry[1] + correct(logits, y[ib], wb)), None
 
         return jax.lax.scan(body, (jnp.zeros(()), jnp.zeros(())), (idx, weights))[0]
 
@@ -226,8 +231,8 @@ def make_evaluate(cfg: IMDBConfig, n: int, batch: int = 512, *, mesh=None):
     def evaluate(params, x, lengths, y):
         idx = jnp.resize(jnp.arange(n), (nb, batch))
         weights = (jnp.arange(nb * batch) < n).astype(jnp.float32).reshape(nb, batch)
-        loss, correct = sums(params, x, lengths, y, idx, weights)
-        return loss / n, correct / n
+        loss, right = sums(params, x, lengths, y, idx, weights)
+        return loss / n, right / n
 
     return jax.jit(evaluate)
 
@@ -278,11 +283,9 @@ def init_state(cfg: IMDBConfig) -> TrainState:
     return TrainState(params, make_optimizer(cfg.optim).init(params), jnp.zeros((), jnp.int32), k_run)
 
 
-def write_history(run_dir: Path, history: list[dict]) -> None:
-    """Write ``history.csv`` and ``history.png`` (loss and accuracy, the lecture's two figures)."""
-    report.write_atomic(run_dir / "history.csv", report.history_csv(history, HISTORY_FIELDS).encode())
-    report.plot_history(history, run_dir / "history.png",
-                        panels=(("loss", "loss", "binary cross-entropy"), ("acc", "accuracy", "accuracy")))
+# history.csv and history.png (loss and accuracy, the lecture's two figures)
+write_history = functools.partial(report.write_history, fields=HISTORY_FIELDS, plot="history.png",
+                                  panels=(("loss", "loss", "binary cross-entropy"), ("acc", "accuracy", "accuracy")))
 
 
 def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, log=print,
@@ -300,7 +303,7 @@ def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, lo
       with another configuration.   TrainingDiverged: a non-finite loss.
     """
     run_dir = Path(run_dir) if run_dir is not None else None
-    with loop.lock_run(run_dir, "imdb"):  # one writer per run directory; released on return and on errors
+    with rundir.lock(run_dir, "imdb"):  # one writer per run directory; released on return and on errors
         return _fit(cfg, splits, run_dir, resume=resume, log=log, progress=progress, mesh=mesh)
 
 
@@ -319,37 +322,21 @@ def data_fingerprint(splits: dict) -> dict:
     return {"train": int(len(splits["train"][2])), "val": int(len(splits["val"][2])), "sha256": digest.hexdigest()}
 
 
-def _check_data(splits: dict, run_dir: Path, history: list[dict]) -> None:
-    """Record the data fingerprint of a fresh run; refuse to resume a run on other data (warn if unrecorded)."""
-    if run_dir is None:
-        return
-    path, now = run_dir / "fingerprint.json", data_fingerprint(splits)
-    if not history:
-        if distributed.is_main():
-            report.write_json(path, now)
-        return
-    if not path.is_file():
-        warnings.warn(f"{path} is missing (a run written before it existed): cannot check that the resumed run "
-                      "trains on the same reviews", stacklevel=3)
-        return
-    saved = checkpoint.read_json(path, what="data fingerprint")
-    if saved != now:
-        diff = [k for k in ("train", "val", "sha256") if not isinstance(saved, dict) or saved.get(k) != now[k]]
-        raise ValueError(f"cannot resume {run_dir}: its reviews differ from the run's training data in {diff} "
-                         f"({path}: {saved!r:.200}, now {now}). Resume with the same data, or train into a new "
-                         "run directory")
+# how a resume refusal names the fingerprint's fields (``rundir.data_differences``)
+FINGERPRINT_LABELS = {"train": "training reviews", "val": "validation reviews", "sha256": "content"}
 
 
 def _fit(cfg: IMDBConfig, splits: dict, run_dir, *, resume, log, progress, mesh):
-    def check_config(saved: dict) -> None:
-        if not isinstance(saved, dict):
-            raise ValueError(f"{run_dir / 'config.json'}: expected a JSON object of IMDBConfig fields")
-        diff = loop.config_differences(config_dict(cfg), saved, ignore=("epochs",))
-        if diff:
-            raise ValueError(f"cannot resume {run_dir}: its saved configuration differs in {diff}")
+    fingerprint = data_fingerprint(splits)
 
-    state, history = loop.open_run(run_dir, init_state(cfg), resume=resume, check_config=check_config)
-    _check_data(splits, run_dir, history)
+    def check(saved: dict) -> None:
+        rundir.check_resume(run_dir, config_now=config_dict(cfg), config_saved=saved, ignore=("epochs",),
+                            fingerprint_now=fingerprint, fingerprint_saved=rundir.read_fingerprint(run_dir),
+                            where=run_dir / rundir.FINGERPRINT, labels=FINGERPRINT_LABELS, noun="reviews")
+
+    state, history = loop.open_run(run_dir, init_state(cfg), resume=resume, check_config=check)
+    if run_dir is not None and not history and distributed.is_main():
+        rundir.write_fingerprint(run_dir, fingerprint)
     state, (x, lengths, y), val = distributed.place((state, tuple(splits["train"]), tuple(splits["val"])), mesh,
                                                     stacked=False)
     nb = _batches(len(y), cfg.batch_size)
@@ -368,14 +355,14 @@ def _fit(cfg: IMDBConfig, splits: dict, run_dir, *, resume, log, progress, mesh)
             bar.close()
         return state, {"train_loss": float(np.sum(np.asarray(m["loss"]) * np.asarray(m["count"]))) / count,
                        "train_acc": float(np.sum(m["correct"])) / count, "val_loss": val_loss,
-                       "val_acc": val_acc, "train_seconds": t_train, "step_ms": 1e3 * t_train / nb}
+                       "val_acc": val_acc}, t_train
 
     def line(row: dict, history: list[dict]) -> str:
         return (f"epoch {row['epoch']:3d}/{cfg.epochs}  loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
                 f"val loss {row['val_loss']:.4f} val acc {row['val_acc']:.4f}  {row['epoch_seconds']:.1f}s "
                 f"({row['step_ms']:.1f} ms/step)")
 
-    return loop.run_epochs(state, history, one_epoch, epochs=cfg.epochs, score="val_acc", minimize=False,
+    return loop.run_epochs(state, history, one_epoch, epochs=cfg.epochs, steps=nb, score="val_acc", minimize=False,
                            finite={"train_loss": "training loss", "val_loss": "validation loss"},
                            run_dir=run_dir, config=config_dict(cfg), write_history=write_history, log=log,
                            line=line)
@@ -397,7 +384,7 @@ def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cach
         log(f"devices: batch of {cfg.batch_size} split over {distributed.axis_size(mesh, 'data')} "
             f"{jax.default_backend()} devices (data parallel)")
     splits = prepare(cfg, cache_dir=cache_dir, log=log)  # bad data is refused before `out` is created
-    with loop.lock_run(out, "imdb"):  # before anything is written into out (fit takes it again, re-entrantly)
+    with rundir.lock(out, "imdb"):  # before anything is written into out (fit takes it again, re-entrantly)
         return _run(cfg, out, splits, resume=resume, quiet=quiet, mesh=mesh, log=log)
 
 

@@ -1,7 +1,9 @@
-"""Run artefacts for people: history CSV/JSON, loss plots, per-epoch log lines, a progress bar.
+"""Run artefacts for people: the one atomic writer, JSON files, history CSV, plots, log lines, a progress bar.
 
 Every file is written atomically (a temporary file in the same folder, then ``os.replace``), so a
-crash never leaves a half-written history or plot behind.
+crash never leaves a half-written history or plot behind: ``write_atomic`` is the project's only
+writer, ``save_figure`` its only figure saver. Which file of a run directory holds what is
+``jena_rnn.runtime.rundir``'s business.
 """
 from __future__ import annotations
 
@@ -51,9 +53,38 @@ def write_atomic(path: str | Path, data: bytes | str) -> None:
         os.close(dir_fd)
 
 
+def _plain(obj):
+    """A 0-d numpy or JAX value as its Python scalar (JSON has no float32); anything else is refused."""
+    if hasattr(obj, "shape") and hasattr(obj, "item") and obj.shape == ():
+        return obj.item()
+    raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r}")
+
+
 def write_json(path: str | Path, obj) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
-    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+    """Write ``obj`` as indented JSON, atomically (0-d numpy/JAX values become Python scalars)."""
+    write_atomic(path, (json.dumps(obj, indent=2, default=_plain) + "\n").encode())
+
+
+def read_json(path: str | Path, *, what: str = "file"):
+    """Parse a JSON file; raise one clear error naming it (and ``what`` it is).
+
+    Raises:
+      FileNotFoundError: ``path`` does not exist.   ValueError: it is not UTF-8 text or not valid JSON.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: no such {what}") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}); the {what} is damaged") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path}: is a directory, expected a JSON {what}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
+                         f"the {what} is damaged") from None
 
 
 def history_csv(history: list[dict], fields: tuple[str, ...] = HISTORY_FIELDS) -> str:
@@ -66,6 +97,25 @@ def history_csv(history: list[dict], fields: tuple[str, ...] = HISTORY_FIELDS) -
     return buf.getvalue()
 
 
+def pyplot():
+    """Return ``matplotlib.pyplot`` on the file-only Agg backend (no display is ever needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> None:
+    """Save ``fig`` as a PNG (100 dpi) to ``path`` atomically, then close it: the project's one figure saver."""
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=100)
+    pyplot().close(fig)
+    write_atomic(path, buf.getvalue())
+
+
 def plot_history(history: list[dict], path: str | Path, *, title: str = "Training and validation loss",
                  baseline: float | None = None, unit: str = "normalised",
                  panels: tuple[tuple[str, str, str], ...] | None = None) -> None:
@@ -75,14 +125,9 @@ def plot_history(history: list[dict], path: str | Path, *, title: str = "Trainin
       panels: one ``(key, word, ylabel)`` per subplot, plotting ``train_<key>`` and ``val_<key>``;
         default: the MAE, labelled "loss" as in the lecture. ``baseline`` is drawn on the first panel.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     panels = panels or (("mae", "loss", f"MAE ({unit})"),)
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for n, (ax, (key, word, ylabel)) in enumerate(zip(axes[0], panels)):
         ax.plot(epochs, [h[f"train_{key}"] for h in history], "bo", label=f"Training {word}")
         ax.plot(epochs, [h[f"val_{key}"] for h in history], "b", label=f"Validation {word}")
@@ -92,18 +137,20 @@ def plot_history(history: list[dict], path: str | Path, *, title: str = "Trainin
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.legend()
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    write_atomic(path, buf.getvalue())
+    save_figure(fig, path)
 
 
-def write_history(run_dir: str | Path, history: list[dict], *, title: str | None = None) -> None:
-    """Write ``history.csv`` and ``loss.png`` into ``run_dir`` (``history.json`` is the checkpointer's)."""
+def write_history(run_dir: str | Path, history: list[dict], *, fields: tuple[str, ...] = HISTORY_FIELDS,
+                  plot: str = "loss.png", panels: tuple[tuple[str, str, str], ...] | None = None,
+                  title: str | None = None) -> None:
+    """Write ``history.csv`` (columns ``fields`` first) and the plot ``plot`` into ``run_dir``.
+
+    ``history.json`` is ``rundir.write_history``'s; ``panels``: as ``plot_history``'s.
+    """
     run_dir = Path(run_dir)
-    write_atomic(run_dir / "history.csv", history_csv(history).encode())
-    plot_history(history, run_dir / "loss.png", title=title or f"Training and validation loss ({run_dir.name})")
+    write_atomic(run_dir / "history.csv", history_csv(history, fields).encode())
+    plot_history(history, run_dir / plot, panels=panels,
+                 title=title or f"Training and validation loss ({run_dir.name})")
 
 
 def epoch_line(row: dict, epochs: int, history: list[dict]) -> str:

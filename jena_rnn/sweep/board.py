@@ -1,11 +1,11 @@
-"""A sweep's outputs: the leaderboard (``results.csv``/``.md``), the validation curves, member run dirs."""
+"""A sweep's outputs: members' results, the leaderboard (``results.csv``/``.md``), the curves, member run dirs."""
 from __future__ import annotations
 
 import csv
 import io
 from pathlib import Path
 
-from jena_rnn.runtime import checkpoint, report
+from jena_rnn.runtime import checkpoint, report, rundir
 from jena_rnn import data
 from jena_rnn.forecast import train
 from jena_rnn.config import Config, to_dict
@@ -35,12 +35,7 @@ def write_leaderboard(out: Path, board: list[dict]) -> None:
 
 def plot_curves(board: list[dict], path: Path, *, top: int = 10) -> None:
     """Plot every member's validation MAE per epoch (the best ``top`` labelled)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = report.pyplot().subplots(figsize=(7, 4.5))
     for b in board:
         h = b["history"]
         ax.plot([r["epoch"] for r in h], [r["val_mae_degC"] for r in h], alpha=0.8 if b["rank"] <= top else 0.3,
@@ -50,11 +45,32 @@ def plot_curves(board: list[dict], path: Path, *, top: int = 10) -> None:
     ax.set_ylabel("validation MAE (°C)")
     ax.set_title(f"Validation MAE of {len(board)} sweep members")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    report.write_atomic(path, buf.getvalue())
+    report.save_figure(fig, path)
+
+
+def member_results(names: list[str], history: list[dict]) -> list[dict]:
+    """Each member's ``{"name", "history", "best_epoch", "best_val_mae", "status"}`` from a group's history."""
+    res = {n: {"name": n, "history": [], "best_epoch": None, "best_val_mae": float("inf"), "status": "running"}
+           for n in names}
+    for row in history:
+        for n, r in row["members"].items():
+            res.setdefault(n, {"name": n, "history": [], "status": "running"})["history"].append(r)
+        for n in row["best"]:
+            res[n]["best_epoch"], res[n]["best_val_mae"] = row["epoch"], row["members"][n]["val_mae"]
+        for n, status in row["stopped"].items():
+            res[n]["status"] = status
+    return list(res.values())
+
+
+def group_rows(saved: list[dict]) -> list[dict]:
+    """A group history as rows; a group checkpointed before rows existed saved its members' results instead."""
+    if not saved or "members" in saved[0]:
+        return saved
+    done = max(len(r["history"]) for r in saved)
+    return [{"epoch": e, "members": {r["name"]: r["history"][e - 1] for r in saved if len(r["history"]) >= e},
+             "best": [r["name"] for r in saved if r["best_epoch"] == e],
+             "stopped": {r["name"]: r["status"] for r in saved if len(r["history"]) == e and r["status"] != "running"}}
+            for e in range(1, done + 1)]
 
 
 def member_values(cfg: Config) -> dict:
@@ -76,5 +92,5 @@ def export_member(mdir: Path, cfg: Config, best_state, result: dict, ds: data.Da
     # process 0 alone exports (sweep.run), from host copies: no barrier with the other processes
     checkpoint.save(mdir, best_state, epoch=epoch, history=history, config=to_dict(cfg), is_best=True,
                     collective=False)
-    report.write_json(mdir / "stats.json", train._stats_json(ds))
+    rundir.write_stats(mdir, train.stats_json(ds))
     report.write_history(mdir, history)

@@ -44,11 +44,11 @@ import numpy as np
 
 from jax.sharding import PartitionSpec as P
 
-from jena_rnn.runtime import checkpoint, distributed, loop, report
+from jena_rnn.runtime import distributed, loop, report, rundir
 from jena_rnn import data
 from jena_rnn.forecast import train
 from jena_rnn.config import Config, config_from_saved, from_dict, lecture_config, to_dict
-from jena_rnn.sweep.board import LEADERBOARD, export_member, member_values, write_leaderboard
+from jena_rnn.sweep.board import LEADERBOARD, export_member, group_rows, member_results, member_values, write_leaderboard
 from jena_rnn.sweep.grid import AXES, expand, group_label, group_members, parse_axis, static_key
 
 
@@ -166,9 +166,13 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     (``make_sweep_epoch``); "auto" = 2 on a CPU without a "data" axis (measured fastest there), else all.
     ``mesh``: a ``jena_rnn.runtime.distributed`` mesh, None (one device) or "auto" (``distributed.auto_mesh``:
     the members split over every local device whose count divides S).
+
+    The epochs are ``loop.run_epochs``'s, on the stacked state; the group's history has one row per epoch
+    holding its members' rows (``members``: name -> row, the active ones), which members improved
+    (``best``) and which stopped, and how (``stopped``); ``member_results`` reads the results from it.
     """
     base = static_key(configs[0])  # the programs read only static fields: hashable, so cached
-    S, scale = len(configs), float(ds.stats.std[ds.target_col])
+    S, scale = len(configs), data.target_scale(ds)
     if mesh == "auto":
         mesh = distributed.auto_mesh(members=S)
         if log is not None and mesh is not None:
@@ -179,20 +183,15 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     patience = np.asarray([c.train.patience or 10**9 for c in configs])
     st = init_states(configs, ds.series.shape[1])
     sw = SweepState(st, st, np.full(S, np.inf, np.float32), np.zeros(S, np.int32), np.ones(S, bool))
-    results = [{"name": n, "history": [], "best_epoch": None, "best_val_mae": float("inf"),
-                "status": "running"} for n in names]
-    if group_dir is not None and checkpoint.has_checkpoint(group_dir):
-        if not resume:
-            raise FileExistsError(f"{group_dir} already holds checkpoints: pass resume=True (--resume)")
-        sw, meta = checkpoint.resume(group_dir, distributed.to_host(sw))
-        results = meta["history"]
-        if [r["name"] for r in results] != names:
-            raise ValueError(f"cannot resume {group_dir}: its members {[r['name'] for r in results]} "
-                             f"differ from {names}")
-        for r, e in zip(results, epochs):  # finished members go on when epochs grew
-            if r["status"] == "finished" and len(r["history"]) < e:
-                r["status"] = "running"
-        sw = sw._replace(active=np.asarray([r["status"] == "running" for r in results]))
+    sw, history = loop.open_run(group_dir, distributed.to_host(sw), resume=resume, check_config=None)
+    history = group_rows(history)
+    results = member_results(names, history)
+    if [r["name"] for r in results] != names:
+        raise ValueError(f"cannot resume {group_dir}: its members {[r['name'] for r in results]} differ from {names}")
+    for r, e in zip(results, epochs):  # finished members go on when epochs grew
+        if r["status"] == "finished" and len(r["history"]) < e:
+            r["status"] = "running"
+    sw = sw._replace(active=np.asarray([r["status"] == "running" for r in results]))
     series = distributed.place(ds.series, mesh, stacked=False)
     rates = member_rates(configs)
     rates = None if rates is None else distributed.place(rates, mesh, stacked=True)
@@ -202,51 +201,50 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     sweep_epoch = make_sweep_epoch(base, ds.train, ds.target_col, mesh=mesh, chunk=chunk)
     evaluate = make_sweep_evaluate(base, ds.target_col, mesh)
     rows, valid = train.split_rows(base, ds.val)
-    sw = distributed.place(sw, mesh, stacked=True)
-    done = max((len(r["history"]) for r in results), default=0)
-    for epoch in range(done + 1, int(epochs.max()) + 1):
-        active = np.asarray(distributed.to_host(sw.active))
-        if not active.any():
-            break
-        t0 = time.perf_counter()
+    steps = base.train.steps_per_epoch
+
+    def one_epoch(host: SweepState):  # host copies in and out: the states may span processes
+        epoch, t0 = len(history) + 1, time.perf_counter()
+        sw = distributed.place(host, mesh, stacked=True)
         live, metrics = sweep_epoch(sw.train, series, rates, sw.active)
         losses = distributed.to_host(metrics["loss"]).mean(axis=1)  # blocks until the epoch is done
         t_train = time.perf_counter() - t0
         total, count = distributed.to_host(evaluate(live.params, series, rows, valid))
         val = total / np.maximum(count, 1)
-        improved = active & np.isfinite(val) & (val < np.asarray(distributed.to_host(sw.best_val)))
-        stale = np.where(improved, 0, np.asarray(distributed.to_host(sw.stale)) + active)
-        still = active.copy()
+        active = np.asarray(host.active)
+        improved = active & np.isfinite(val) & (val < host.best_val)
+        stale = np.where(improved, 0, host.stale + active)
+        still, members, stopped = active.copy(), {}, {}
         for k in np.flatnonzero(active):
-            r, steps = results[k], base.train.steps_per_epoch
-            r["history"].append({"epoch": epoch, "train_mae": float(losses[k]), "val_mae": float(val[k]),
-                                 "train_mae_degC": float(losses[k]) * scale, "val_mae_degC": float(val[k]) * scale,
-                                 "train_seconds": t_train, "step_ms": 1e3 * t_train / steps,
-                                 "epoch_seconds": time.perf_counter() - t0})
-            if improved[k]:
-                r["best_epoch"], r["best_val_mae"] = epoch, float(val[k])
+            members[names[k]] = loop.history_row(epoch, train.mae_metrics(float(losses[k]), float(val[k]), scale),
+                                                 train_seconds=t_train, steps=steps,
+                                                 epoch_seconds=time.perf_counter() - t0)
             if not (np.isfinite(losses[k]) and np.isfinite(val[k])):
-                r["status"], still[k] = "diverged", False
+                stopped[names[k]] = "diverged"
             elif stale[k] >= patience[k]:
-                r["status"], still[k] = "early-stopped", False
+                stopped[names[k]] = "early-stopped"
             elif epoch >= epochs[k]:
-                r["status"], still[k] = "finished", False
-        # on the host: the states may span processes (to_host is a collective: every process calls it)
-        live, old = distributed.to_host((live, sw._replace(train=None)))
+                stopped[names[k]] = "finished"
+            still[k] = names[k] not in stopped
+        live = distributed.to_host(live)  # a collective: every process calls it
         best = jax.tree.map(lambda a, b: np.where(improved.reshape(improved.shape + (1,) * (a.ndim - 1)), a, b),
-                            live, old.best)
-        host = SweepState(live, best, np.where(improved, val, old.best_val).astype(np.float32),
+                            live, host.best)
+        host = SweepState(live, best, np.where(improved, val, host.best_val).astype(np.float32),
                           stale.astype(np.int32), still)
-        sw = distributed.place(host, mesh, stacked=True)
-        if group_dir is not None:  # host copies: process 0 writes, the others return at once
-            checkpoint.save(group_dir, host, epoch=epoch, history=results,
-                            config={"members": [to_dict(c) for c in configs]}, is_best=False)
-        if log is not None:
-            best_k = int(np.argmin(np.where(active & np.isfinite(val), val, np.inf)))
-            log(f"{group_dir.name if group_dir else 'group'} epoch {epoch:3d}: {int(active.sum())}/{S} active, "
-                f"{1e3 * t_train / base.train.steps_per_epoch:.1f} ms per vmapped step; best this epoch "
-                f"{names[best_k]} val MAE {val[best_k] * scale:.3f} °C")
-    return sw, results
+        return host, {"members": members, "best": [names[k] for k in np.flatnonzero(improved)],
+                      "stopped": stopped}, t_train
+
+    def line(row: dict, history: list[dict]) -> str:
+        val = {n: r["val_mae_degC"] for n, r in row["members"].items() if np.isfinite(r["val_mae_degC"])}
+        best = min(val, key=val.get, default=None)
+        return (f"{group_dir.name if group_dir else 'group'} epoch {row['epoch']:3d}: {len(row['members'])}/{S} "
+                f"active, {row['step_ms']:.1f} ms per vmapped step; best this epoch "
+                + (f"{best} val MAE {val[best]:.3f} °C" if best else "none (not finite)"))
+
+    sw, history = loop.run_epochs(sw, history, one_epoch, epochs=int(epochs.max()), steps=steps, run_dir=group_dir,
+                                  config={"members": [to_dict(c) for c in configs]}, log=log, line=line,
+                                  until=lambda host: not np.asarray(host.active).any())
+    return sw, member_results(names, history)
 
 
 def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, *, names: list[str] | None = None,
@@ -266,7 +264,7 @@ def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, 
     if log is not None:
         log(f"sweep: {len(configs)} members in {len(groups)} group(s): "
             + "; ".join(f"{p['group']} {p['structure']} x{len(p['members'])}" for p in plan))
-    with loop.lock_run(out, "sweep"):  # one writer per sweep directory; released on return and on errors
+    with rundir.lock(out, "sweep"):  # one writer per sweep directory; released on return and on errors
         return _run(configs, ds, out, names=names, groups=groups, plan=plan, resume=resume, mesh=mesh,
                     chunk=chunk, log=log)
 
@@ -276,7 +274,7 @@ def _run(configs, ds, out, *, names, groups, plan, resume, mesh, chunk, log) -> 
     if out is not None:  # every process checks (so all stop alike); process 0 writes
         manifest = {"groups": plan, "members": [{"name": n, "config": to_dict(c)} for n, c in zip(names, configs)]}
         if (out / "sweep.json").is_file():
-            saved = checkpoint.read_json(out / "sweep.json", what="sweep manifest")
+            saved = report.read_json(out / "sweep.json", what="sweep manifest")
             if not resume:
                 raise FileExistsError(f"{out} already holds a sweep: pass resume=True (--resume) or another --out")
             if not (isinstance(saved, dict) and isinstance(saved.get("members"), list)
@@ -284,9 +282,9 @@ def _run(configs, ds, out, *, names, groups, plan, resume, mesh, chunk, log) -> 
                 raise ValueError(f"{out / 'sweep.json'}: expected a sweep manifest (groups, members with configs)")
             for m in saved["members"]:
                 config_from_saved(m["config"], f"{out / 'sweep.json'} (member {m.get('name')})")
-            if json.loads(json.dumps(manifest["members"])) != _without_epochs(saved["members"], manifest["members"]):
-                raise ValueError(f"cannot resume {out}: its sweep.json lists other members or configurations")
-            train.check_resume_data(ds, out)
+            train.check_resume(out, {m["name"]: m["config"] for m in manifest["members"]},
+                               {m.get("name"): m["config"] for m in _without_epochs(saved["members"], manifest["members"])},
+                               ds)
             resumed = True
         elif (out / "groups").is_dir():  # trained groups without their manifest: nothing to check them against
             raise ValueError(f"{out}: holds trained groups but no sweep.json, so the members and data they were "
@@ -295,8 +293,8 @@ def _run(configs, ds, out, *, names, groups, plan, resume, mesh, chunk, log) -> 
     if out is not None and distributed.is_main():
         report.write_json(out / "sweep.json", manifest)
         if not resumed:  # a resumed sweep keeps the statistics (and fingerprint) it began with
-            report.write_json(out / "stats.json", train._stats_json(ds))
-    scale = float(ds.stats.std[ds.target_col])
+            rundir.write_stats(out, train.stats_json(ds))
+    scale = data.target_scale(ds)
     board = []
     for g, idx in enumerate(groups):
         group_cfgs, group_names = [configs[k] for k in idx], [names[k] for k in idx]
