@@ -25,6 +25,17 @@ def test_best_checkpoint_and_early_stop_follow_the_score(tmp_path):
     assert checkpoint.best(tmp_path) == 2 and checkpoint.latest(tmp_path) == 5
     assert logs[:5] == ["e1", "e2", "e3", "e4", "e5"] and "no better validation X for 3 epochs" in logs[-1]
     assert all(h["epoch_seconds"] >= 0 and h["train"] == 1.0 for h in history)
+    # the one row builder: the metrics, then the training time, per step (1 step: 500 ms) and the epoch's
+    assert list(history[0]) == ["epoch", "val", "train", "train_seconds", "step_ms", "epoch_seconds"]
+    assert history[0]["train_seconds"] == 0.5 and history[0]["step_ms"] == 500.0
+
+
+def test_until_stops_a_run_without_a_score(tmp_path):
+    """A sweep's way: no BEST pointer (its state holds each member's best), stopped when ``until`` says so."""
+    state, history = loop.run_epochs({"n": np.asarray(0)}, [], scripted([1.0] * 5), epochs=5, steps=4,
+                                     run_dir=tmp_path, config={}, until=lambda state: int(state["n"]) >= 2)
+    assert int(state["n"]) == 2 and [h["step_ms"] for h in history] == [125.0, 125.0]
+    assert checkpoint.latest(tmp_path) == 2 and checkpoint.best(tmp_path) is None
 
 
 def test_maximised_score_picks_the_highest(tmp_path):

@@ -110,3 +110,18 @@ def test_cli_sweep_leaderboard_and_resume(tmp_path, capsys):
     assert cli.main(["evaluate", str(tmp_path / "full" / "members" / best["member"]), "--split", "val"]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["epoch"] == best["best_epoch"] and ev["mae"] == pytest.approx(best["best_val_mae"], rel=1e-5)
+
+
+def test_a_group_history_gives_each_members_results_also_from_the_older_layout():
+    """A group's history rows hold its members' rows; a group saved before them held the results: both read alike."""
+    row = lambda e, v: {"epoch": e, "train_mae": v, "val_mae": v}  # noqa: E731
+    results = [{"name": "a", "history": [row(1, 0.5), row(2, 0.4)], "best_epoch": 2, "best_val_mae": 0.4,
+                "status": "finished"},
+               {"name": "b", "history": [row(1, 0.3)], "best_epoch": 1, "best_val_mae": 0.3, "status": "early-stopped"},
+               {"name": "c", "history": [row(1, 0.9), row(2, 0.8)], "best_epoch": 1, "best_val_mae": 0.9,
+                "status": "running"}]
+    rows = sweep.board.group_rows(results)
+    assert [sorted(r["members"]) for r in rows] == [["a", "b", "c"], ["a", "c"]]
+    assert rows[0]["stopped"] == {"b": "early-stopped"} and rows[1]["stopped"] == {"a": "finished"}
+    assert sweep.board.member_results(["a", "b", "c"], rows) == results
+    assert sweep.board.group_rows(rows) is rows  # the current layout is read as it is

@@ -9,6 +9,7 @@ Layout (every task; a file only some tasks write says whose)::
       config.json          the run's configuration (``write_config``; rewritten with every checkpoint)
       stats.json           forecast, sweep: training-split mean/std, columns, splits, the data fingerprint
       fingerprint.json     imdb: the data fingerprint (``write_fingerprint``)
+      sweep.json           sweep: its members, their configurations and groups (``jena_rnn.sweep``)
       history.json         one row per epoch (``write_history``; rewritten with every checkpoint)
       history.csv          the same as a table, and its plot (forecast ``loss.png``, imdb ``history.png``),
                            both ``report.write_history``'s

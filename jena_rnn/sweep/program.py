@@ -22,7 +22,8 @@ Layout of ``out``::
     sweep.json, stats.json       members (name, group, config) and the training-split statistics
     groups/gN/                   one stacked checkpoint per epoch (``checkpoint.save`` of a SweepState:
                                  the live states, each member's best state, best MAE, patience counter,
-                                 active mask); ``--resume`` continues from it
+                                 active mask), a history row per epoch holding its members' rows;
+                                 ``--resume`` continues from it
     members/<name>/              each member's best state as an ordinary run directory (config.json,
                                  history, loss.png, checkpoints/ with BEST): ``jena-rnn evaluate`` works
     results.md, results.csv      the leaderboard, sorted by best validation MAE in the target's units

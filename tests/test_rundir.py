@@ -1,0 +1,96 @@
+"""The run directory's owner: its files, the one config comparison, the one data comparison, the resume check."""
+import json
+
+import numpy as np
+import pytest
+
+from jena_rnn.runtime import report, rundir
+
+FP = {"rows": 4000, "columns": ["a", "b"], "sha256": "0123456789abcdef" * 4, "mean": [1.0, 2.0], "std": [3.0, 4.0]}
+LABELS = {"sha256": "content", "mean": "statistics", "std": "statistics"}
+
+
+def test_config_differences_leave_out_dotted_paths():
+    now, saved = {"train": {"epochs": 3, "lr": 1}, "model": (1, 2)}, {"train": {"epochs": 5, "lr": 1}, "model": [1, 2]}
+    assert rundir.config_differences(now, saved, ignore=("train.epochs",)) == []
+    assert rundir.config_differences(now, saved) == ["train"]
+    assert rundir.config_differences({**now, "train": {"epochs": 3, "lr": 2}}, saved, ignore=("train.epochs",)) == [
+        "train"]
+    assert saved["train"]["epochs"] == 5  # the inputs are not changed
+
+
+def test_data_differences_name_each_label_once_with_values_for_scalars_and_words():
+    now = {**FP, "rows": 3900, "columns": ["b", "a"], "sha256": "f" * 64, "mean": [1.0, 9.0], "std": [0.0, 4.0]}
+    diff, unchecked = rundir.data_differences(FP, now, LABELS)
+    assert diff == ["rows (4000 -> 3900)", "columns (['a', 'b'] -> ['b', 'a'])",
+                    "content (SHA-256 0123456789ab... -> SHA-256 ffffffffffff...)", "statistics"]
+    assert unchecked == []
+    assert rundir.data_differences(FP, dict(FP), LABELS) == ([], [])
+    # only the statistics differ, in std alone: still named (mean and std share the label)
+    assert rundir.data_differences(FP, {**FP, "std": [3.0, 5.0]}, LABELS)[0] == ["statistics"]
+    # a fingerprint written before some fields existed: those are unchecked, the rest still compared
+    old = {"columns": ["a", "b"], "mean": [1.0, 2.0], "std": [3.0, 4.0]}
+    assert rundir.data_differences(old, FP, LABELS) == ([], ["content", "rows"])
+    assert rundir.data_differences(old, {**FP, "mean": [0.0, 0.0]}, LABELS) == (["statistics"], ["content", "rows"])
+
+
+def _check(tmp_path, **kw):
+    args = dict(config_now={"a": 1, "epochs": 3}, config_saved={"a": 1, "epochs": 2}, ignore=("epochs",),
+                fingerprint_now=FP, fingerprint_saved=dict(FP), where=tmp_path / "fingerprint.json", labels=LABELS,
+                noun="reviews", sources=("old.csv", "new.csv"))
+    rundir.check_resume(tmp_path / "run", **{**args, **kw})
+
+
+def test_check_resume_refuses_naming_the_run_and_what_differs(tmp_path):
+    _check(tmp_path)  # same config (up to epochs), same data: nothing to say
+    with pytest.raises(ValueError, match=r"cannot resume .*run: its saved configuration differs in \['a'\]"):
+        _check(tmp_path, config_saved={"a": 2})
+    with pytest.raises(ValueError, match=r"cannot resume .*run: its reviews differ from the run's training data in "
+                                         r"rows \(4000 -> 1\); trained on old\.csv, now new\.csv\. Resume with"):
+        _check(tmp_path, fingerprint_now={**FP, "rows": 1})
+    with pytest.raises(ValueError, match=r"fingerprint\.json: expected a JSON object .*got list"):
+        _check(tmp_path, fingerprint_saved=[])
+
+
+def test_check_resume_warns_when_the_data_cannot_be_checked(tmp_path):
+    with pytest.warns(UserWarning, match=r"fingerprint\.json is missing .*cannot check .*same reviews"):
+        _check(tmp_path, fingerprint_saved=None)
+    with pytest.warns(UserWarning, match=r"fingerprint\.json has no data fingerprint of content, rows .*cannot check"):
+        _check(tmp_path, fingerprint_saved={"columns": ["a", "b"], "mean": [1.0, 2.0], "std": [3.0, 4.0]})
+
+
+def test_files_round_trip_and_damage_names_the_file(tmp_path):
+    rundir.write_config(tmp_path, {"a": (1, 2), "n": np.float32(0.5)})  # numpy scalars become JSON numbers
+    assert rundir.read_config(tmp_path) == {"a": [1, 2], "n": 0.5}
+    rundir.write_history(tmp_path, [{"epoch": 1}])
+    assert rundir.read_history(tmp_path) == [{"epoch": 1}]
+    assert rundir.read_stats(tmp_path, missing_ok=True) is None and rundir.read_fingerprint(tmp_path) is None
+    (tmp_path / rundir.CONFIG).write_text("[1]")
+    with pytest.raises(ValueError, match=r"config\.json: expected a JSON object of the run's configuration, got list"):
+        rundir.read_config(tmp_path)
+    (tmp_path / rundir.HISTORY).write_text('{"epoch": 1}')
+    with pytest.raises(ValueError, match=r"history\.json: expected a JSON list of per-epoch objects"):
+        rundir.read_history(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"stats\.json: no such run statistics"):
+        rundir.read_stats(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "history.json"]  # no temporaries left
+
+
+def test_a_new_run_folder_is_marked_with_its_kind_and_another_kind_is_refused(tmp_path):
+    with rundir.lock(tmp_path / "run", "imdb"):
+        assert (tmp_path / "run" / rundir.LOCK).exists()
+    assert json.loads((tmp_path / "run" / rundir.MARKER).read_text())["kind"] == "imdb"
+    assert rundir.kind_of(tmp_path / "run") == "imdb" and not (tmp_path / "run" / rundir.LOCK).exists()
+    with pytest.raises(FileExistsError, match=r"run: holds a imdb run, not a forecast one"):
+        with rundir.lock(tmp_path / "run", "forecast"):
+            pass
+
+
+def test_save_figure_writes_one_png_atomically(tmp_path):
+    path = tmp_path / "f.png"
+    path.write_bytes(b"old")
+    fig, ax = report.pyplot().subplots()
+    ax.plot([0, 1], [1, 0])
+    report.save_figure(fig, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["f.png"]
+    assert not report.pyplot().get_fignums()  # closed
