@@ -18,7 +18,8 @@ def scripted(scores, key="val"):
 def test_best_checkpoint_and_early_stop_follow_the_score(tmp_path):
     logs = []
     state, history = loop.run_epochs({"n": np.asarray(0)}, [], scripted([3.0, 1.0, 2.0, 1.0, 5.0, 0.5]),
-                                     epochs=6, steps=1, score="val", finite={"val": "validation X"}, run_dir=tmp_path, config={},
+                                     epochs=6, steps=1, score="val", finite={"val": "validation X"}, run_dir=tmp_path,
+                                     config={},
                                      log=logs.append, line=lambda row, h: f"e{row['epoch']}", patience=3)
     # epoch 2 is best; 3, 4 (a tie is not better) and 5 are not: stopped after epoch 5, never ran 6
     assert [h["epoch"] for h in history] == [1, 2, 3, 4, 5] and int(state["n"]) == 5
@@ -57,7 +58,8 @@ def test_resumed_run_stops_where_the_uninterrupted_one_does(tmp_path):
                                  run_dir=tmp_path, config={"a": 1}, patience=2)
     assert [h["val"] for h in history] == [h["val"] for h in full]
     # already stale when resumed: nothing runs
-    again = loop.run_epochs(state, list(history), scripted(scores), epochs=5, steps=1, score="val", finite={}, patience=2)
+    again = loop.run_epochs(state, list(history), scripted(scores), epochs=5, steps=1, score="val", finite={},
+                            patience=2)
     assert len(again[1]) == 4
 
 

@@ -125,3 +125,15 @@ def test_a_group_history_gives_each_members_results_also_from_the_older_layout()
     assert rows[0]["stopped"] == {"b": "early-stopped"} and rows[1]["stopped"] == {"a": "finished"}
     assert sweep.board.member_results(["a", "b", "c"], rows) == results
     assert sweep.board.group_rows(rows) is rows  # the current layout is read as it is
+
+
+def test_a_sweep_resumed_with_another_members_configuration_names_that_member(ds, tmp_path):
+    members = [_member(1e-3, 0.0, 0.0, 0, epochs=1), _member(3e-3, 0.0, 0.0, 1, epochs=1)]
+    sweep.run(members, ds, tmp_path / "sw", log=None)
+    faster = dataclasses.replace(members[1].optim, learning_rate=0.5)
+    other = [members[0], dataclasses.replace(members[1], optim=faster)]
+    with pytest.raises(ValueError, match=r"cannot resume .*sw: its saved configuration differs in \['m001'\]"):
+        sweep.run(other, ds, tmp_path / "sw", resume=True, log=None)
+    longer = [dataclasses.replace(m, train=dataclasses.replace(m.train, epochs=2)) for m in members]
+    board = sweep.run(longer, ds, tmp_path / "sw", resume=True, log=None)  # only epochs grew: it goes on
+    assert sorted(b["epochs_run"] for b in board) == [2, 2]

@@ -94,7 +94,7 @@ def acquire(path: Path) -> int:
                                       "another host counts); remove the file if that training is gone")
             if info or os.fstat(fd).st_size:
                 warnings.warn(f"taking over the stale lock {path} of {_describe(info)}: that process ended "
-                              "without releasing it (killed?)", stacklevel=5)
+                              "without releasing it (killed?)", stacklevel=7)  # the caller of rundir.lock
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps(me) + "\n").encode(), 0)
             os.fsync(fd)

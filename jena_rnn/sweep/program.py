@@ -49,7 +49,8 @@ from jena_rnn.runtime import distributed, loop, report, rundir
 from jena_rnn import data
 from jena_rnn.forecast import train
 from jena_rnn.config import Config, config_from_saved, from_dict, lecture_config, to_dict
-from jena_rnn.sweep.board import LEADERBOARD, export_member, group_rows, member_results, member_values, write_leaderboard
+from jena_rnn.sweep.board import (LEADERBOARD, export_member, group_rows, member_results, member_values,
+                                  write_leaderboard)
 from jena_rnn.sweep.grid import AXES, expand, group_label, group_members, parse_axis, static_key
 
 
@@ -283,9 +284,9 @@ def _run(configs, ds, out, *, names, groups, plan, resume, mesh, chunk, log) -> 
                 raise ValueError(f"{out / 'sweep.json'}: expected a sweep manifest (groups, members with configs)")
             for m in saved["members"]:
                 config_from_saved(m["config"], f"{out / 'sweep.json'} (member {m.get('name')})")
+            saved = _without_epochs(saved["members"], manifest["members"])
             train.check_resume(out, {m["name"]: m["config"] for m in manifest["members"]},
-                               {m.get("name"): m["config"] for m in _without_epochs(saved["members"], manifest["members"])},
-                               ds)
+                               {m.get("name"): m["config"] for m in saved}, ds)
             resumed = True
         elif (out / "groups").is_dir():  # trained groups without their manifest: nothing to check them against
             raise ValueError(f"{out}: holds trained groups but no sweep.json, so the members and data they were "
