@@ -21,7 +21,6 @@ import pytest
 from jena_rnn.runtime import checkpoint, loop
 from jena_rnn import cli, data
 from jena_rnn.forecast import runs, train
-from jena_rnn.config import to_dict
 
 from tiny import TINY_DATA, tiny_config
 

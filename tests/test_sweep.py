@@ -6,10 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from jena_rnn.runtime import checkpoint
 from jena_rnn import cli, data, sweep
 from jena_rnn.forecast import train
-from jena_rnn.config import LayerConfig
 
 from tiny import TINY_DATA, tiny_config
 
