@@ -118,7 +118,7 @@ def target_scale(ds: Dataset) -> float:
 def load_table(cfg: DataConfig) -> tuple[Table, str]:
     """Load `cfg.path` (or the synthetic default) with `cfg.columns` selected; return (table, source).
 
-    A file whose header is Jena's, or claims to be (``files.is_jena_like``: "Date Time" first, or
+    A file whose header is Jena's, or claims to be (``checks.is_jena_like``: "Date Time" first, or
     several of Jena's names), is read by the strict ``load_jena`` unless the configuration describes
     the file itself (``columns`` given, or a ``time_column`` other than "Date Time"): then any header
     that is not exactly Jena's is refused. Other files are read by the generic ``load_csv``.

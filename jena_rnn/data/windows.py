@@ -127,8 +127,8 @@ def windows_by_phase(phases, rows, *, lookback: int, step: int, delay: int, targ
     """
     ix = window_index(lookback=lookback, step=step, delay=delay)
     start = rows + int(ix.inputs[0])
-    samples = jax.vmap(lambda p, i: jax.lax.dynamic_slice(phases, (p, i, 0), (1, len(ix.inputs), phases.shape[2]))[0])(
-        start % step, start // step)
+    size = (1, len(ix.inputs), phases.shape[2])
+    samples = jax.vmap(lambda p, i: jax.lax.dynamic_slice(phases, (p, i, 0), size)[0])(start % step, start // step)
     if reverse:
         samples = jnp.flip(samples, axis=1)
     q = rows + ix.target
@@ -136,8 +136,7 @@ def windows_by_phase(phases, rows, *, lookback: int, step: int, delay: int, targ
 
 
 def sample_train_rows(key, batch_size: int, lo: int, hi: int, *, lookback: int, delay: int, strict: bool = False):
-    """Draw end rows [B] int32 uniformly in ``end_rows(lo, hi)``: [lo + lookback, hi) (the lecture), or
-    [.., hi - delay) if strict."""
+    """Draw end rows [B] int32 uniformly in ``end_rows``: [lo + lookback, hi), or [.., hi - delay) if strict."""
     first, top = end_rows(lo, hi, lookback=lookback, delay=delay, strict=strict)
     return jax.random.randint(key, (batch_size,), first, top, dtype=jnp.int32)
 
