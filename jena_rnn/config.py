@@ -21,7 +21,7 @@ OPTIMIZERS = ("rmsprop", "adam", "sgd")
 SENTINEL_POLICIES = ("zero", "interpolate", "keep", "error")  # -9999 in the wind columns; see data.load_csv
 OTHER_SENTINEL_POLICIES = ("error", "interpolate", "keep")  # -9999 anywhere else (never zeroed)
 SENTINEL_COLUMNS = ("wv (m/s)", "max. wv (m/s)")  # where the real Jena file has -9999 error values
-OUTLIER_POLICIES = ("error", "keep")  # physically impossible or absurd values; see jena_csv._check_values
+OUTLIER_POLICIES = ("error", "keep")  # physically impossible or absurd values; see data.checks.check_values
 EVAL_MODES = ("full", "lecture")  # see data.eval_rows
 
 # A split bound is a row index (int) or a fraction of the file's rows (float in [0, 1]); an upper bound

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from jena_rnn import cli, imdb
-from jena_rnn.data import safe_npz, text
+from jena_rnn.data import imdb_files, safe_npz, text
 from jena_rnn.config import LayerConfig
 
 
@@ -358,7 +358,7 @@ def test_bad_acl_folder_is_one_clear_error(tmp_path, case):
 def test_oversized_review_is_refused_before_reading(tmp_path, monkeypatch):
     root = acl(tmp_path)
     (root / "train" / "neg" / "9_1.txt").write_bytes(b"bad " * 100)
-    monkeypatch.setattr(text, "MAX_REVIEW_BYTES", 200)
+    monkeypatch.setattr(imdb_files, "MAX_REVIEW_BYTES", 200)  # read_review's home
     with pytest.raises(ValueError, match=r"9_1\.txt: 400 bytes, over the 200 byte cap"):
         text.load_corpus(root, 100)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from jena_rnn import data
-from jena_rnn.data import files as jena_csv
+from jena_rnn.data import download  # download_jena's home: its urlopen is patched below
 from jena_rnn.config import DataConfig
 from jena_rnn.data.synthetic import JENA_COLUMNS, synthetic_jena
 from jena_files import HEAD, HEAD_ROWS, edit as _edit, jena_lines, write
@@ -170,6 +170,52 @@ def test_full_eval_covers_every_end_row_once(strict):
         data.eval_rows(0, 60, batch_size=4, **EVAL)
 
 
+def textbook_window(series, i, lookback, step, delay):
+    """The lecture's generator for one end row i: rows = range(i - lookback, i, step), target = data[i + delay][1]."""
+    indices = range(i - lookback, i, step)
+    return np.stack([series[r] for r in indices]), series[i + delay][1]
+
+
+WINDOW_CASES = [(300, 60, 6, 12), (97, 21, 7, 3), (50, 10, 1, 5), (64, 8, 8, 2), (120, 61, 6, 9)]
+
+
+@pytest.mark.parametrize("n, lookback, step, delay", WINDOW_CASES,
+                         ids=["lecture-like", "odd-sizes", "step-1", "one-step", "lookback-not-multiple"])
+def test_every_window_caller_matches_the_textbook_loop(n, lookback, step, delay):
+    """The training gather, the evaluation rows and predict's newest window, all vs one Python loop."""
+    series = np.random.default_rng(n + lookback).standard_normal((n, 4)).astype(np.float32)
+    kw = dict(lookback=lookback, step=step, delay=delay)
+    lo, hi = 3, n - delay
+    # training: end rows drawn as train_step draws them, cut from the series rearranged once (Phased), jitted
+    phased = data.Phased(data.by_phase(jnp.asarray(series), step))
+
+    @jax.jit
+    def train_batch(key, phased):
+        rows = data.sample_train_rows(key, 256, lo, hi, lookback=lookback, delay=delay)
+        return (rows, *data.windows_by_phase(data.phases_of(phased, step), rows, **kw),
+                *data.windows(jnp.asarray(series), rows, **kw))
+
+    rows, x, y, x_plain, y_plain = map(np.asarray, train_batch(jax.random.key(n), phased))
+    assert set(rows) <= set(range(lo + lookback, hi))  # the generator's randint(min_index + lookback, max_index)
+    # evaluation: every end row the split allows, chronologically, as make_evaluate cuts them
+    eval_r, valid = data.eval_rows(lo, hi, lookback=lookback, delay=delay, batch_size=16, mode="full")
+    assert eval_r[valid].tolist() == list(range(lo + lookback, hi))
+    ex, ey = jax.jit(lambda rs: jax.lax.map(  # one batch per scan step, as make_evaluate
+        lambda r: data.windows_by_phase(data.phases_of(phased, step), r, **kw), rs))(jnp.asarray(eval_r))
+    for got_rows, got_x, got_y in [(rows, x, y), (rows, x_plain, y_plain),
+                                   (eval_r[valid], np.asarray(ex)[valid], np.asarray(ey)[valid])]:
+        for b, i in enumerate(got_rows):
+            want_x, want_y = textbook_window(series, int(i), lookback, step, delay)
+            np.testing.assert_array_equal(got_x[b], want_x)
+            assert got_y[b] == want_y
+    # predict: the newest window is the textbook window of the largest end row whose inputs are in the file
+    newest = next(i for i in range(n + lookback, 0, -1) if max(range(i - lookback, i, step)) <= n - 1)
+    got = data.newest_window_rows(n, lookback=lookback, step=step)
+    assert got.tolist() == list(range(newest - lookback, newest, step)) and got[-1] == n - 1
+    if lookback % step == 0:  # DataConfig's rule: then the target lies delay + step rows after the last input
+        assert newest + delay - got[-1] == delay + step
+
+
 def test_windows_equal_slow_loop_and_reverse():
     series = np.random.default_rng(2).standard_normal((300, 5)).astype(np.float32)
     rows = np.array([60, 61, 150, 287])
@@ -262,7 +308,7 @@ def test_download_offline_message(tmp_path, monkeypatch):
     def offline(url, timeout):
         raise urllib.error.URLError("Name or service not known")
 
-    monkeypatch.setattr(jena_csv.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(download.urllib.request, "urlopen", offline)
     with pytest.raises(ConnectionError, match=r"offline\?.*s3\.amazonaws.*storage\.googleapis.*by hand"):
         data.download_jena(tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -277,7 +323,7 @@ def test_download_verifies_existing_copy_and_falls_back_to_the_mirror(tmp_path, 
         calls.append(url)
         return io.BytesIO(served[url])
 
-    monkeypatch.setattr(jena_csv.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(download.urllib.request, "urlopen", urlopen)
     dest = data.download_jena(tmp_path, size=50, sha256=digest, verbose=False)
     assert dest.read_bytes() == good and calls == [data.JENA_URL, data.JENA_URL_TF]
     data.download_jena(tmp_path, size=50, sha256=digest, verbose=False)  # verified copy: no download

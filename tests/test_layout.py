@@ -39,3 +39,29 @@ def test_imports_flow_one_way(wing):
     for path in sorted((PACKAGE / wing).glob("*.py")):
         bad = _imported_wings(path) - ALLOWED[wing]
         assert not bad, f"{path.relative_to(PACKAGE)} imports {sorted(bad)}"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every ``jena_rnn...`` module a file imports (``from jena_rnn.data import text`` -> jena_rnn.data.text)."""
+    mods = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("jena_rnn"):
+            mods.add(node.module)
+            mods.update(f"{node.module}.{a.name}" for a in node.names
+                        if (PACKAGE.parent / node.module.replace(".", "/") / f"{a.name}.py").exists())
+        elif isinstance(node, ast.Import):
+            mods.update(a.name for a in node.names if a.name.startswith("jena_rnn"))
+    return mods
+
+
+# inside data/: the formula and the file format import nothing of jena_rnn (every caller takes them from
+# one place), and reading a file never imports the synthetic generator (both take the format from table)
+DATA_RULES = {"windows": "jena_rnn", "table": "jena_rnn", "tokens": "jena_rnn",
+              "files": "jena_rnn.data.synthetic", "checks": "jena_rnn.data.synthetic",
+              "download": "jena_rnn.data.synthetic", "dataset": "jena_rnn.data.text"}
+
+
+@pytest.mark.parametrize("module", sorted(DATA_RULES))
+def test_data_modules_import_only_downwards(module):
+    bad = {m for m in _imported_modules(PACKAGE / "data" / f"{module}.py") if m.startswith(DATA_RULES[module])}
+    assert not bad, f"data/{module}.py imports {sorted(bad)}"

@@ -1,13 +1,9 @@
-"""Load the Jena data, split it, normalise with train rows only, and cut windows.
+"""Load the Jena data, split it, normalise with train rows only, and fingerprint it.
 
-Reading and validating CSV files lives in ``jena_rnn.data.files`` and the offline generator in
-``jena_rnn.data.synthetic``; both are re-exported here, so ``data`` is the one import for data.
-
-Window index formula (the lecture's generator, Deep Learning with Python 1st ed. section 6.3): the sample
-for end row ``r`` is ``data[r - lookback + offsets]`` with ``offsets = arange(0, lookback, step)`` (so the
-last input row is ``r - step``) and its target is ``data[r + delay, target_col]``. End rows of a split
-``[lo, hi)`` lie in ``[lo + lookback, hi)``; targets may reach ``hi - 1 + delay`` (into the next split,
-as in the lecture) unless ``strict``, which keeps end rows below ``hi - delay``.
+Reading and validating CSV files lives in ``jena_rnn.data.files``, the offline generator in
+``jena_rnn.data.synthetic`` and the window index formula with its samplers in ``jena_rnn.data.windows``
+(whose ``end_rows`` decides which splits are long enough here); their names are re-exported here and by
+``jena_rnn.data``, the one import for data.
 """
 from __future__ import annotations
 
@@ -20,13 +16,16 @@ import numpy as np
 from jena_rnn.config import DataConfig
 from jena_rnn.data.archive import first_line
 from jena_rnn.data.files import (JENA_TIME_FORMAT, JENA_URL, JENA_URL_TF, JENA_ZIP_BYTES, download_jena,  # noqa: F401
-                               is_jena_like, load_csv, load_jena, parse_header)
-from jena_rnn.data.synthetic import JENA_COLUMNS, Table, default_table, synthetic_jena, write_jena_csv
+                                 is_jena_like, load_csv, load_jena, parse_header)
+from jena_rnn.data.synthetic import default_table, synthetic_jena, write_jena_csv
+from jena_rnn.data.table import JENA_COLUMNS, Table
+from jena_rnn.data.windows import (Phased, by_phase, end_rows, eval_rows, phases_of, sample_train_rows, windows,
+                                   windows_by_phase)
 
 __all__ = ["Table", "Stats", "Dataset", "JENA_COLUMNS", "JENA_URL", "JENA_URL_TF", "JENA_ZIP_BYTES",
            "load_csv", "load_jena", "download_jena", "synthetic_jena", "write_jena_csv", "default_table",
            "normalize", "fingerprint_of", "resolve_bounds", "load_dataset", "target_scale", "windows", "sample_train_rows",
-           "eval_rows"]
+           "eval_rows", "Phased", "by_phase", "phases_of", "windows_by_phase"]
 
 
 class Stats(NamedTuple):
@@ -119,7 +118,7 @@ def target_scale(ds: Dataset) -> float:
 def load_table(cfg: DataConfig) -> tuple[Table, str]:
     """Load `cfg.path` (or the synthetic default) with `cfg.columns` selected; return (table, source).
 
-    A file whose header is Jena's, or claims to be (``jena_csv.is_jena_like``: "Date Time" first, or
+    A file whose header is Jena's, or claims to be (``checks.is_jena_like``: "Date Time" first, or
     several of Jena's names), is read by the strict ``load_jena`` unless the configuration describes
     the file itself (``columns`` given, or a ``time_column`` other than "Date Time"): then any header
     that is not exactly Jena's is refused. Other files are read by the generic ``load_csv``.
@@ -185,13 +184,13 @@ def load_dataset(cfg: DataConfig, *, stats: Stats | None = None) -> Dataset:
             lo, hi = resolve_bounds(n, getattr(cfg, name), delay=cfg.delay, name=name)
         except ValueError as e:
             raise ValueError(f"{source}: {e}") from None
-        last = hi - cfg.delay if cfg.strict_targets else hi
-        if lo + cfg.lookback >= last:
+        first, top = end_rows(lo, hi, lookback=cfg.lookback, delay=cfg.delay, strict=cfg.strict_targets)
+        if first >= top:
             raise ValueError(f"{source}: {name} split [{lo}, {hi}) of a {n}-row file is too short for lookback "
                              f"{cfg.lookback}" + (f" + delay {cfg.delay}" if cfg.strict_targets else "")
                              + ": it has no end row")
-        if last - 1 + cfg.delay >= n:
-            raise ValueError(f"{source}: {name} split [{lo}, {hi}) needs target rows up to {last - 1 + cfg.delay}"
+        if top - 1 + cfg.delay >= n:
+            raise ValueError(f"{source}: {name} split [{lo}, {hi}) needs target rows up to {top - 1 + cfg.delay}"
                              f" (delay {cfg.delay}) but the file has only {n} rows")
         splits[name] = (lo, hi)
     check_split_order(splits, allow_overlap=cfg.allow_overlap, source=source)
@@ -200,120 +199,3 @@ def load_dataset(cfg: DataConfig, *, stats: Stats | None = None) -> Dataset:
     return Dataset(jnp.asarray(normed), stats, table.columns.index(cfg.target), table.columns, table.times,
                    splits["train"], splits["val"], splits["test"], dict(table.report), source,
                    fingerprint_of(table.values, own))
-
-
-# ------------------------------------------------------------------------------------- windows, samplers
-def windows(data, rows, *, lookback: int, step: int, delay: int, target_col: int = 1, reverse: bool = False):
-    """Cut one window per end row with a single gather (pure, jittable with static ints).
-
-    ``samples[b, t] = data[rows[b] - lookback + t * step]`` and ``targets[b] = data[rows[b] + delay,
-    target_col]``. Rows must satisfy ``lookback <= r`` and ``r + delay < N``: JAX clamps out-of-range
-    gathers silently, which is why the samplers below never produce such rows.
-
-    Args:
-      data: the series [N, F].   rows: end rows [B] (int).
-      reverse: flip each window's time axis (the lecture's reversed-sequence experiment).
-    Returns:
-      (samples [B, lookback // step, F], targets [B]).
-    """
-    offsets = jnp.arange(0, lookback, step)
-    samples = data[rows[:, None] - lookback + offsets[None, :]]
-    if reverse:
-        samples = jnp.flip(samples, axis=1)
-    return samples, data[rows + delay, target_col]
-
-
-def by_phase(data, step: int):
-    """Rearrange the series [N, F] into ``phases [step, ceil(N / step), F]`` with ``phases[p, i] = data[i * step + p]``.
-
-    A window of ``data`` at stride ``step`` is then one contiguous block of ``phases`` (``windows_by_phase``):
-    gathering B blocks of ``[T, F]`` is cheaper than B * T scattered rows, above all in a training step
-    that also differentiates through the batch (MLP step 1.06 -> 0.55 ms in a scratch measurement,
-    benchmarks/RESULTS.md "Data pipeline"). The tail is zero-padded; no window reads it. Jittable.
-    """
-    n, f = data.shape
-    pad = (-n) % step
-    return jnp.pad(data, ((0, pad), (0, 0))).reshape(-1, step, f).transpose(1, 0, 2)
-
-
-class Phased(NamedTuple):
-    """A series already rearranged by ``by_phase`` (a pytree: pass it to jitted functions as the series).
-
-    ``train.make_train_epoch``'s and ``train.make_evaluate``'s functions accept it in place of the
-    series [N, F], so that a run rearranges its series once instead of once per call (``train.fit``).
-    """
-
-    phases: jax.Array  # [step, ceil(N / step), F]
-
-
-def phases_of(series, step: int):
-    """``series.phases`` for a ``Phased`` (checking its stride), else ``by_phase(series, step)``."""
-    if isinstance(series, Phased):
-        if series.phases.shape[0] != step:
-            raise ValueError(f"Phased series has stride {series.phases.shape[0]}, but the windows need step {step}")
-        return series.phases
-    return by_phase(series, step)
-
-
-def windows_by_phase(phases, rows, *, lookback: int, step: int, delay: int, target_col: int = 1,
-                     reverse: bool = False):
-    """``windows`` on ``by_phase(data, step)``: the same (samples, targets), each window one contiguous slice.
-
-    Window ``b`` starts at row ``s = rows[b] - lookback``: its samples are
-    ``phases[s % step, s // step : s // step + lookback // step]``; the target row ``q = rows[b] + delay``
-    is ``phases[q % step, q // step, target_col]``. Same range conditions as ``windows``
-    (``lookback <= r`` and ``r + delay < N``), which the samplers guarantee; outside them the result
-    is wrong in another way than ``windows``' clamping (a target past the end reads the zero padding).
-    """
-    t = len(range(0, lookback, step))
-    start = rows - lookback
-    samples = jax.vmap(lambda p, i: jax.lax.dynamic_slice(phases, (p, i, 0), (1, t, phases.shape[2]))[0])(
-        start % step, start // step)
-    if reverse:
-        samples = jnp.flip(samples, axis=1)
-    q = rows + delay
-    return samples, phases[q % step, q // step, target_col]
-
-
-def sample_train_rows(key, batch_size: int, lo: int, hi: int, *, lookback: int, delay: int, strict: bool = False):
-    """Draw end rows [B] int32 uniformly in [lo + lookback, hi) (the lecture), or [.., hi - delay) if strict."""
-    top = hi - delay if strict else hi
-    return jax.random.randint(key, (batch_size,), lo + lookback, top, dtype=jnp.int32)
-
-
-def eval_rows(lo: int, hi: int, *, lookback: int, batch_size: int, mode: str = "full", delay: int = 144,
-              strict: bool = False, steps: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Return evaluation end rows [nb, B] int32 and their validity mask [nb, B] bool (numpy).
-
-    "full": every end row in [lo + lookback, top) once, chronologically (top = hi, or hi - delay if strict),
-    the last batch padded. "lecture": the rows the lecture's generator yields (shuffle=False) in `steps`
-    batches, default ``(top - lo - lookback) // batch_size`` (its val_steps formula), with its wrap-around
-    ``if i + batch_size >= max_index: i = min_index + lookback``. The lecture computed test_steps from
-    ``len(data)`` rather than its max_index; pass ``steps=(n_rows - lo - lookback) // batch_size`` to get
-    its exact test batches. Padding repeats the first row of the batch and is marked invalid.
-    """
-    top, first = (hi - delay if strict else hi), lo + lookback
-    if first >= top:
-        raise ValueError(f"eval split [{lo}, {hi}) has no end row for lookback {lookback}"
-                         + (f" and delay {delay}" if strict else ""))
-    if mode == "full":
-        batches = [np.arange(s, min(s + batch_size, top)) for s in range(first, top, batch_size)]
-    elif mode == "lecture":
-        steps = (top - lo - lookback) // batch_size if steps is None else steps
-        if steps < 1:
-            raise ValueError(f"eval split [{lo}, {hi}) has fewer than batch_size={batch_size} end rows")
-        batches, i = [], first
-        for _ in range(steps):
-            if i + batch_size >= top:
-                i = first
-            batches.append(np.arange(i, min(i + batch_size, top)))
-            i += len(batches[-1])
-    else:
-        raise ValueError(f"eval mode must be 'full' or 'lecture', got {mode!r}")
-    rows = np.empty((len(batches), batch_size), np.int32)
-    valid = np.zeros((len(batches), batch_size), bool)
-    for k, b in enumerate(batches):
-        rows[k] = b[0]
-        rows[k, :len(b)] = b
-        valid[k, :len(b)] = True
-    return rows, valid

@@ -22,27 +22,16 @@ import tempfile
 import warnings
 import zipfile
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
-JENA_COLUMNS = ("p (mbar)", "T (degC)", "Tpot (K)", "Tdew (degC)", "rh (%)", "VPmax (mbar)", "VPact (mbar)",
-                "VPdef (mbar)", "sh (g/kg)", "H2OC (mmol/mol)", "rho (g/m**3)", "wv (m/s)", "max. wv (m/s)",
-                "wd (deg)")
+from jena_rnn.data.table import JENA_COLUMNS, JENA_TIME_FORMAT, Table
+
 MAGNUS_A, MAGNUS_B, MAGNUS_C = 6.1078, 17.08085, 234.175
 K0, R_DRY, R_VAPOUR = 273.16, 287.058, 461.495
 ROWS_PER_DAY = 144  # 10-minute rows
 SYNTHETIC_VERSION = 2  # bump whenever synthetic_jena changes its output, so stale caches are not reused
-
-
-class Table(NamedTuple):
-    """A loaded series: times [N] datetime64[ns] or None, values [N, F] float32, column names, report."""
-
-    times: np.ndarray | None
-    values: np.ndarray
-    columns: tuple[str, ...]
-    report: dict
 
 
 def magnus(t):
@@ -162,7 +151,7 @@ def write_jena_csv(table: Table, path) -> Path:
     path = Path(path)
     header = ",".join(f'"{c}"' for c in ("Date Time",) + tuple(table.columns))
     frame = pd.DataFrame(np.asarray(table.values, np.float64), columns=list(table.columns))
-    frame.insert(0, "Date Time", pd.DatetimeIndex(table.times).strftime("%d.%m.%Y %H:%M:%S"))
+    frame.insert(0, "Date Time", pd.DatetimeIndex(table.times).strftime(JENA_TIME_FORMAT))
     buf = io.StringIO()
     buf.write(header + "\n")
     frame.to_csv(buf, header=False, index=False, float_format="%.2f", lineterminator="\n")

@@ -235,7 +235,7 @@ def predict(run_dir: str | Path, *, data_path: str | None = None, which="best") 
         same = (old.get("rows"), old.get("sha256")) == (now["rows"], now["sha256"])
     else:
         same = None
-    offsets = np.arange(n - d.lookback + d.step - 1, n, d.step)  # rows of the newest window, oldest first
+    offsets = data.newest_window_rows(n, lookback=d.lookback, step=d.step)  # rows of the newest window, oldest first
     xs = ((table.values[offsets] - mean) / std)[None]
     if d.reverse:
         xs = xs[:, ::-1]
