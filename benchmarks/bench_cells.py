@@ -1,7 +1,8 @@
 """Time a jitted training-style forward + backward of GRU(32) / LSTM(32), input projection hoisted or not.
 
-Question: is ``unroll(..., hoist_input=True)`` (``xs @ w_x + b`` once, pre-split per gate, before the
-scan) faster than the in-loop projection on this backend? The answer sets ``hoist_input=None``'s choice.
+Question: is ``unroll(..., policy=ScanPolicy(hoist_input=True, ...))`` (``xs @ w_x + b`` once, pre-split per
+gate, before the scan) faster than the in-loop projection on this backend? The answer sets the
+``hoist_input`` entry of this backend's policy (``jena_rnn.backend``); ``remat`` is timed both ways too.
 Shapes are the lecture's: B=128, T=240, F=14. Runs are interleaved; medians are reported.
 
     python benchmarks/bench_cells.py [--reps 20]     (about 1 minute on a 2-core CPU)
@@ -16,6 +17,7 @@ import time
 import jax
 import jax.numpy as jnp
 
+from jena_rnn import backend
 from jena_rnn.nn import cells, rnn
 
 B, T, F, H = 128, 240, 14, 32
@@ -23,10 +25,10 @@ B, T, F, H = 128, 240, 14, 32
 
 def make_grad_fn(cell: str, hoist: bool, remat: bool):
     """Return a jitted ``(params, xs, y) -> grads`` of an MAE loss on the last h's mean."""
+    policy = backend.scan_policy(hoist_input=hoist, remat=remat)  # the rest: this backend's entries
 
     def loss(params, xs, y):
-        _, h = rnn.unroll(cell, params, xs, return_sequences=False, hoist_input=hoist,
-                           remat=remat)
+        _, h = rnn.unroll(cell, params, xs, return_sequences=False, policy=policy)
         return jnp.mean(jnp.abs(h.mean(axis=-1) - y))
 
     return jax.jit(jax.grad(loss))
@@ -38,7 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     k_p, k_x, k_y = jax.random.split(jax.random.key(0), 3)
     xs, y = jax.random.normal(k_x, (B, T, F)), jax.random.normal(k_y, (B,))
-    print(f"backend={jax.default_backend()} device={jax.devices()[0].device_kind} cpu={platform.processor()}")
+    print(f"backend={backend.name()} device={jax.devices()[0].device_kind} cpu={platform.processor()}")
     print(f"B={B} T={T} F={F} H={H}; ms per forward+backward, median of {args.reps} interleaved runs")
     for cell in ("gru", "lstm"):
         params = cells.init_cell(cell, k_p, F, H)

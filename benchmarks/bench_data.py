@@ -16,7 +16,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the lecture's generator lives there
 from lecture_generator import generator  # noqa: E402
 
-from jena_rnn import data  # noqa: E402
+from jena_rnn import backend, data  # noqa: E402
 
 LOOKBACK, STEP, DELAY, BATCH, LO, HI = 1440, 6, 144, 128, 0, 200_000
 
@@ -98,7 +98,7 @@ def main() -> None:
             t0 = time.perf_counter()
             key = run(args.batches, key)
             times[name].append(args.batches / (time.perf_counter() - t0))
-    print(f"{platform.processor() or platform.machine()}, jax {jax.__version__} on {jax.default_backend()}, "
+    print(f"{platform.processor() or platform.machine()}, jax {jax.__version__} on {backend.name()}, "
           f"B={BATCH}, window [{LOOKBACK // STEP}, 14], {args.repeats} interleaved repeats x {args.batches} batches")
     med = {name: float(np.median(v)) for name, v in times.items()}
     for name, v in med.items():

@@ -33,7 +33,7 @@ import time
 import jax
 import numpy as np
 
-from jena_rnn import data, sweep
+from jena_rnn import backend, data, sweep
 from jena_rnn.runtime import distributed
 from jena_rnn.forecast import train
 from jena_rnn.config import Config, DataConfig, LayerConfig, ModelConfig, TrainConfig
@@ -97,7 +97,7 @@ def main() -> None:
                     runs[f"sharded {k} chunk {c or k // n_dev}"] = (vmapped(cfg, k, ds, chunk=c, mesh=sharded), k)
             if k == ks[0]:
                 runs[f"sharded {k} dropout"] = (vmapped(config(args.steps, rate=0.2), k, ds, chunk=2, mesh=sharded), k)
-    print(f"backend={jax.default_backend()} devices={n_dev} x {jax.devices()[0].device_kind} "
+    print(f"backend={backend.name()} devices={n_dev} x {jax.devices()[0].device_kind} "
           f"cpu={platform.processor()} jax={jax.__version__}; GRU(32) B=128 T=240 F=14; {args.steps} steps per call")
     t0 = time.perf_counter()
     for fn, _ in runs.values():

@@ -41,9 +41,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jena_rnn import data
+from jena_rnn import backend, data
 from jena_rnn.runtime import distributed
-from jena_rnn.nn import models, rnn
+from jena_rnn.nn import models
 from jena_rnn.forecast import train
 from jena_rnn.config import Config, DataConfig, ModelConfig, TrainConfig, lecture_config
 from jena_rnn.forecast.reproduce import machine
@@ -274,7 +274,7 @@ def main(argv=None) -> None:
     n_dev = distributed.axis_size(mesh, "data")
     ds = data.load_dataset(DataConfig())
     xs, y = data.windows(ds.series, jnp.arange(10_000, 10_000 + B), lookback=1440, step=6, delay=144, target_col=1)
-    default = "on" if rnn.default_remat() else "off"
+    default = "on" if backend.scan_policy().remat else "off"
     print(f"# {machine()}; {n_dev} CPU device(s) for the data-parallel column; "
           f"python {platform.python_version()}; B={B} T={T} F={F}; "
           f"{args.steps} steps per timed call, median of {args.reps}; default remat here: {default}; "

@@ -100,8 +100,19 @@ def test_step_errors_name_the_argument():
     with pytest.raises(ValueError, match=rf"gru_step: h must have shape \(B, H\) = \({B}, {H}\), got \({B}, {H + 1}\)"):
         cells.gru_step(p, jnp.zeros((B, H + 1)), x)
     lp = cells.init_lstm(jax.random.PRNGKey(0), F, H)
-    with pytest.raises(ValueError, match=r"lstm_step: state must be an LSTMState\(h, c\)"):
+    with pytest.raises(ValueError, match=r"lstm_step: state for 'lstm' must be an LSTMState\(h, c\), got "):
         cells.lstm_step(lp, h, x)
+    with pytest.raises(ValueError, match=r"gru_step: h for 'gru' must be an array h \[B, H\], got LSTMState"):
+        cells.gru_step(p, cells.LSTMState(h, h), x)
+    # the params' shapes: the same check (cells.check_params) as rnn.unroll's, named for the step
+    with pytest.raises(ValueError, match=rf"gru_step: params\['w_h'\] has shape \({3 * H}, {H}\) but params\['w_x'\] "
+                                         rf"\({F}, {3 * H}\) implies H={H}, i.e. \({H}, {3 * H}\)"):
+        cells.gru_step({**p, "w_h": p["w_h"].T}, h, x)
+    with pytest.raises(ValueError, match=rf"lstm_step: params\['b'\] has shape \({H},\), expected \({4 * H},\)"):
+        cells.lstm_step({**lp, "b": jnp.zeros(H)}, cells.LSTMState(h, h), x)
+    with pytest.raises(ValueError, match=r"simple_rnn_step: params\['w_x'\] must be \[F, 1\*H\] for 'simple_rnn', "
+                                         r"got shape \(3,\)"):
+        cells.simple_rnn_step({"w_x": jnp.zeros(F), "w_h": jnp.zeros((H, H)), "b": jnp.zeros(H)}, h, x)
     with pytest.raises(ValueError, match=r"lstm_step: c must have shape"):
         cells.lstm_step(lp, cells.LSTMState(h, jnp.zeros((B, 1))), x)
     # the checks read static shapes, so the step still jits

@@ -8,11 +8,14 @@ import pytest
 import jena_rnn
 
 PACKAGE = Path(jena_rnn.__file__).parent
-# a wing may import config and the wings listed for it, nothing else of jena_rnn
-ALLOWED = {"nn": {"config", "nn"}, "data": {"config", "data"}, "runtime": {"config", "runtime"},
-           "forecast": {"config", "nn", "data", "runtime", "forecast", "imdb"},
-           "imdb": {"config", "nn", "data", "runtime", "imdb"},
-           "sweep": {"config", "nn", "data", "runtime", "forecast", "sweep"}}
+# a wing may import config, backend (the per-backend policies) and the wings listed for it, nothing else
+TOP = {"config", "backend"}
+ALLOWED = {"nn": TOP | {"nn"}, "data": TOP | {"data"}, "runtime": TOP | {"runtime"},
+           "forecast": TOP | {"nn", "data", "runtime", "forecast", "imdb"},
+           "imdb": TOP | {"nn", "data", "runtime", "imdb"},
+           "sweep": TOP | {"nn", "data", "runtime", "forecast", "sweep"}}
+# the top-level modules every wing may use import nothing of jena_rnn but config
+TOP_ALLOWED = {"config": set(), "backend": {"config"}}
 
 
 @pytest.mark.parametrize("old", sorted(jena_rnn.MOVED))
@@ -65,3 +68,15 @@ DATA_RULES = {"windows": "jena_rnn", "table": "jena_rnn", "tokens": "jena_rnn",
 def test_data_modules_import_only_downwards(module):
     bad = {m for m in _imported_modules(PACKAGE / "data" / f"{module}.py") if m.startswith(DATA_RULES[module])}
     assert not bad, f"data/{module}.py imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("module", sorted(TOP_ALLOWED))
+def test_top_level_modules_import_only_config(module):
+    bad = _imported_wings(PACKAGE / f"{module}.py") - TOP_ALLOWED[module]
+    assert not bad, f"{module}.py imports {sorted(bad)}"
+
+
+def test_only_backend_asks_jax_for_the_backend():
+    # every per-backend choice lives in jena_rnn/backend.py; everyone else calls backend.name()
+    callers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "default_backend(" in p.read_text())
+    assert callers == ["backend.py"], callers

@@ -59,8 +59,8 @@ def test_mlp_matches_numpy():
     params = init_model(jax.random.PRNGKey(0), config, F, T)
     xs = np.random.default_rng(0).normal(size=(2, T, F)).astype(np.float32)
     p = jax.tree.map(np.asarray, params)
-    assert p["hidden"]["w_t"].shape == (4, T * F)  # stored transposed: [units, T*F] (models docstring)
-    hidden = np.maximum(xs.reshape(2, -1) @ p["hidden"]["w_t"].T + p["hidden"]["b"], 0)
+    assert p["hidden"]["w"].shape == (T * F, 4)  # the row-vector convention [in, out] (models docstring)
+    hidden = np.maximum(xs.reshape(2, -1) @ p["hidden"]["w"] + p["hidden"]["b"], 0)
     expected = (hidden @ p["head"]["w"] + p["head"]["b"])[:, 0]
     with jax.default_matmul_precision("highest"):
         got = apply_model(config, params, jnp.asarray(xs))

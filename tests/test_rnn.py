@@ -8,6 +8,7 @@ from jax.test_util import check_grads
 
 import reference as ref
 from jena_rnn.nn.cells import LSTMState
+from jena_rnn import backend
 from jena_rnn.nn import cells, rnn
 from jena_rnn.config import LayerConfig
 
@@ -36,7 +37,8 @@ def test_unroll_matches_reference_and_step_loop(cell, reset_after, b, t, f, h, r
     loop_ys = np.stack(loop_ys, axis=1)
 
     for hoist in (False, True):
-        final, ys = rnn.unroll(cell, p, xs, state=_state(cell, h0, c0), hoist_input=hoist, **kw)
+        pol = backend.scan_policy(hoist_input=hoist)
+        final, ys = rnn.unroll(cell, p, xs, state=_state(cell, h0, c0), policy=pol, **kw)
         assert ys.shape == (b, t, h)
         np.testing.assert_allclose(ys, ys_ref, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(ys, loop_ys, rtol=1e-4, atol=1e-5)
@@ -61,20 +63,21 @@ def test_unroll_mechanics_running_sum(hoist, rng):
     xs = rng.integers(-3, 4, (B, T, 3)).astype(np.float32)  # integers: every sum below is exact
     h0 = rng.integers(-3, 4, (B, 3)).astype(np.float32)
     fwd = h0[:, None] + np.cumsum(xs, axis=1)
-    final, ys = _toy(xs, state=h0, hoist_input=hoist, unroll=3)  # unroll=3 does not divide T=7
+    pol = backend.scan_policy(hoist_input=hoist)
+    final, ys = _toy(xs, state=h0, policy=pol.replace(unroll=3))  # lax.scan's unroll=3 does not divide T=7
     np.testing.assert_array_equal(ys, fwd)
     np.testing.assert_array_equal(final, fwd[:, -1])
     # reverse=True: t = T-1 .. 0, outputs aligned to the original time axis; last output is at t = 0
     bwd = h0[:, None] + np.flip(np.cumsum(np.flip(xs, 1), axis=1), 1)
-    np.testing.assert_array_equal(_toy(xs, state=h0, reverse=True, hoist_input=hoist)[1], bwd)
+    np.testing.assert_array_equal(_toy(xs, state=h0, reverse=True, policy=pol)[1], bwd)
     np.testing.assert_array_equal(_toy(xs, state=h0, reverse=True, return_sequences=False)[1], bwd[:, 0])
     # go_backwards=True (Keras): reversed input, outputs in processing order
-    np.testing.assert_array_equal(_toy(xs, state=h0, go_backwards=True, hoist_input=hoist)[1],
+    np.testing.assert_array_equal(_toy(xs, state=h0, go_backwards=True, policy=pol)[1],
                                   h0[:, None] + np.cumsum(np.flip(xs, 1), axis=1))
     np.testing.assert_array_equal(_toy(xs, return_sequences=False)[1], np.cumsum(xs, axis=1)[:, -1])
     # a mask with holes: masked steps add nothing and output the carried sum
     mask = rng.random((B, T)) < 0.6
-    final, ys = _toy(xs, mask=mask, hoist_input=hoist)
+    final, ys = _toy(xs, mask=mask, policy=pol)
     np.testing.assert_array_equal(ys, np.cumsum(xs * mask[..., None], axis=1))
     # lengths with right and pre padding
     lengths = np.array([T, 3])
@@ -122,9 +125,9 @@ def test_remat_keeps_values_and_gradients(cell, reset_after, rng):
               recurrent_dropout=0.3, train=True, key=jax.random.key(1))
 
     def loss(p, remat):
-        return jnp.sum(rnn.unroll(cell, p, xs, remat=remat, **kw)[1] ** 2)
+        return jnp.sum(rnn.unroll(cell, p, xs, policy=backend.scan_policy(remat=remat), **kw)[1] ** 2)
 
-    ys = {r: rnn.unroll(cell, p, xs, remat=r, **kw)[1] for r in (False, True)}
+    ys = {r: rnn.unroll(cell, p, xs, policy=backend.scan_policy(remat=r), **kw)[1] for r in (False, True)}
     np.testing.assert_array_equal(ys[True], ys[False])  # remat changes only the backward pass
     g_off, g_on = (jax.jit(jax.grad(loss), static_argnums=1)(p, r) for r in (False, True))
     for k in g_off:
@@ -218,7 +221,7 @@ def test_stack_composes_layers(key, rng):
     _, top = rnn.bidirectional("lstm", params[1], mid, activation="relu", return_sequences=True)
     out = rnn.stack(layers, params, xs, return_sequences=True)
     np.testing.assert_allclose(out, top, rtol=1e-6, atol=1e-6)
-    last = rnn.stack(layers, params, xs, hoist_input=True)
+    last = rnn.stack(layers, params, xs, policy=backend.scan_policy(hoist_input=True))
     assert last.shape == (B, 2 * H)
     np.testing.assert_allclose(last, np.concatenate([top[:, -1, :H], top[:, 0, H:]], -1), rtol=1e-5, atol=1e-6)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import jax
 
+from jena_rnn import backend as jena_backend
 from jena_rnn.runtime import report, rundir
 from jena_rnn.forecast import runs
 from jena_rnn.config import Config, DataConfig, lecture_config
@@ -44,7 +45,7 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    backend = jax.default_backend()
+    backend = jena_backend.name()
     if backend != "cpu":
         return f"{jax.devices()[0].device_kind} ({backend}), jax {jax.__version__}"
     return f"{os.cpu_count()}-core {cpu}, no accelerator, jax {jax.__version__}"

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from jena_rnn.runtime import checkpoint, distributed, rundir
-from jena_rnn import data
+from jena_rnn import backend, data
 from jena_rnn.forecast import train as training
 from jena_rnn.data import load_table
 from jena_rnn.config import Config, DataConfig, ModelConfig, config_from_saved
@@ -67,7 +67,7 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
     mesh = resolve_mesh(config, mesh)
     n_dev = distributed.axis_size(mesh, "data")
     if log is not None and n_dev > 1:
-        log(f"devices: batch of {config.data.batch_size} split over {n_dev} {jax.default_backend()} devices "
+        log(f"devices: batch of {config.data.batch_size} split over {n_dev} {backend.name()} devices "
             f"(data parallel)")
     state, history = training.fit(config, ds, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty(),
                                   mesh=mesh)
@@ -80,11 +80,11 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
                "best_epoch": best["epoch"], "best_val_mae": best["val_mae"],
                "best_val_mae_degC": best["val_mae_degC"], "test_mae": test_mae,
                "test_mae_degC": test_mae * scale, "step_ms_median": float(np.median(steps)),
-               "backend": jax.default_backend(), "device": str(jax.devices()[0].device_kind),
+               "backend": backend.name(), "device": str(jax.devices()[0].device_kind),
                "devices": n_dev}
     if not quiet:
         _log(f"time per training step: {summary['step_ms_median']:.1f} ms (median over epochs after the first, "
-             f"batch {config.data.batch_size}, {config.data.timesteps} steps, {jax.default_backend()})")
+             f"batch {config.data.batch_size}, {config.data.timesteps} steps, {backend.name()})")
     return summary
 
 

@@ -34,6 +34,7 @@ import optax
 from jax.sharding import PartitionSpec as P
 
 from jena_rnn.runtime import checkpoint, distributed, loop, report, rundir
+from jena_rnn import backend
 from jena_rnn.nn import rnn
 from jena_rnn.data import text
 from jena_rnn.config import LayerConfig, OptimConfig
@@ -95,7 +96,7 @@ def init_classifier(key: Array, cfg: IMDBConfig) -> dict:
     """Return ``{"embedding": [V, E] U(-0.05, 0.05) (Keras), "layers": [...], "head": {"w": [H, 1], "b": [1]}}``."""
     k_emb, k_rnn, k_head = jax.random.split(key, 3)
     last = cfg.layers[-1]
-    out = last.units * (2 if last.bidirectional and last.merge_mode == "concat" else 1)
+    out = rnn.output_width(last)
     return {"embedding": jax.random.uniform(k_emb, (cfg.max_features, cfg.embed_dim), jnp.float32, -0.05, 0.05),
             "layers": rnn.init_stack(k_rnn, cfg.layers, cfg.embed_dim),
             "head": init_dense(k_head, out, 1)}
@@ -382,7 +383,7 @@ def run(cfg: IMDBConfig, out, *, resume: bool = False, quiet: bool = False, cach
         mesh = distributed.auto_mesh(cfg.batch_size)
     if log and mesh is not None:
         log(f"devices: batch of {cfg.batch_size} split over {distributed.axis_size(mesh, 'data')} "
-            f"{jax.default_backend()} devices (data parallel)")
+            f"{backend.name()} devices (data parallel)")
     splits = prepare(cfg, cache_dir=cache_dir, log=log)  # bad data is refused before `out` is created
     with rundir.lock(out, "imdb"):  # before anything is written into out (fit takes it again, re-entrantly)
         return _run(cfg, out, splits, resume=resume, quiet=quiet, mesh=mesh, log=log)
@@ -410,7 +411,7 @@ def _run(cfg: IMDBConfig, out: Path, splits: dict, *, resume, quiet, mesh, log) 
             "test_loss": test_loss, "test_acc": test_acc, "step_ms_median": float(np.median(steps)),
             "epoch_seconds_median": float(np.median([h["epoch_seconds"] for h in history[1:]]
                                                     or [history[0]["epoch_seconds"]])),
-            "backend": jax.default_backend(), "devices": distributed.axis_size(mesh, "data")}
+            "backend": backend.name(), "devices": distributed.axis_size(mesh, "data")}
 
 
 def run_cli(args) -> dict:

@@ -1,7 +1,9 @@
 """The textbook: what a reader checks against the lecture in one sitting.
 
-``cells`` (SimpleRNN, LSTM, GRU in both forms: init and step), ``rnn`` (``unroll`` as one ``lax.scan``,
-variational dropout, ``stack``, ``bidirectional``), ``models`` (dense heads, the lecture's naive, MLP and
+``cells`` (SimpleRNN, LSTM, GRU in both forms: init and step), ``spec`` (each cell's param keys and carry,
+and the one home of their checks), ``rnn`` (``unroll`` as one ``lax.scan``, variational dropout,
+``stack``, ``bidirectional``, ``output_width``), ``models`` (dense heads, the lecture's naive, MLP and
 recurrent models, parameter counts) and ``interop`` (PyTorch and Keras weight layouts). Pure functions
-over plain-dict parameters; this wing imports only ``jena_rnn.config``, JAX and numpy.
+over plain-dict parameters; this wing imports only ``jena_rnn.config``, ``jena_rnn.backend`` (how a scan
+compiles on this backend: ``rnn.unroll``'s ``policy``), JAX and numpy.
 """

@@ -19,9 +19,9 @@ The GRU's params are ``w_x [F, 3H]``, ``w_h [H, 3H]``, ``b_x [3H]`` (b above, or
 (bh) in the reset-after form only. In the reset-before form a second bias would only duplicate the first
 (both just add to the same pre-activation: identical gradients, so RMSprop would move their sum twice
 as fast, and GRU(32) + Dense(1) on 14 features would have 4,641 parameters instead of Keras 2.0.8's
-4,545), so it has one. ``param_keys`` gives the keys of each form; the steps and ``rnn.unroll`` refuse
-any other key set. Keras and PyTorch write ``h' = z*h + (1-z)*n``: their z is our 1-z, so ``interop.py``
-negates the z block of their weights and biases (σ(-a) = 1-σ(a)), which is exact.
+4,545), so it has one. ``param_keys`` (``spec.py``) gives the keys of each form; the steps and
+``rnn.unroll`` refuse any other key set. Keras and PyTorch write ``h' = z*h + (1-z)*n``: their z is our
+1-z, so ``interop.py`` negates the z block of their weights and biases (σ(-a) = 1-σ(a)), which is exact.
 
 Each cell has one private gate function taking the precomputed input projection
 ``xp = x @ w_x + b`` (``b_x`` for the GRU) already split per gate. The public ``*_step`` computes
@@ -33,35 +33,18 @@ Init (Keras defaults): ``w_x`` glorot-uniform over the fused ``[F, G*H]`` matrix
 """
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
 import jax
 import jax.numpy as jnp
 
+# what each cell's params and carry are, and their checks (re-exported here: ``cells.GATES``, ...)
+from jena_rnn.nn.spec import (ACTIVATIONS, GATES, LSTMState, check_cell, check_param_keys, check_params,
+                              check_state, get_activation, param_keys, shape_of)
+
 Array = jax.Array
-
-GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}  # fused gate blocks G per cell
-
-ACTIVATIONS: dict[str, Callable[[Array], Array]] = {
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "sigmoid": jax.nn.sigmoid,
-    "linear": lambda a: a,
-}
-
-
-class LSTMState(NamedTuple):
-    """LSTM carry: hidden state ``h [B, H]`` and cell state ``c [B, H]``."""
-
-    h: Array
-    c: Array
-
-
-def get_activation(name: str) -> Callable[[Array], Array]:
-    """Return the activation function called ``name`` (one of ``ACTIVATIONS``)."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; expected one of {tuple(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
+__all__ = ["ACTIVATIONS", "GATES", "LSTMState", "check_cell", "check_param_keys", "check_params",
+           "check_state", "get_activation", "param_keys", "shape_of", "init_simple_rnn", "init_lstm",
+           "init_gru", "init_cell", "zero_state", "simple_rnn_cell", "lstm_cell", "gru_cell",
+           "input_projection", "simple_rnn_step", "lstm_step", "gru_step", "INIT_FNS", "STEP_FNS", "CELL_FNS"]
 
 
 # ---------------------------------------------------------------- init
@@ -105,38 +88,6 @@ def init_gru(key: Array, in_features: int, units: int, *, reset_after: bool = Fa
     w_x, w_h = _init_weights(key, in_features, units, 3)
     zeros = jnp.zeros((3 * units,), jnp.float32)
     return {"w_x": w_x, "w_h": w_h, "b_x": zeros, **({"b_h": zeros} if reset_after else {})}
-
-
-def param_keys(cell: str, *, reset_after: bool = False) -> tuple[str, ...]:
-    """Return the param keys of ``cell`` (``reset_after``: the GRU's form; ignored for other cells)."""
-    check_cell(cell)
-    if cell != "gru":
-        return ("w_x", "w_h", "b")
-    return ("w_x", "w_h", "b_x", "b_h") if reset_after else ("w_x", "w_h", "b_x")
-
-
-def check_param_keys(name: str, cell: str, params, *, reset_after: bool = False) -> None:
-    """Raise ``ValueError`` (prefixed ``name``) unless ``params`` has exactly ``param_keys``' keys.
-
-    The message names each missing or unexpected key; for the GRU it also names the form, since the
-    two forms differ by ``b_h`` only.
-    """
-    if not hasattr(params, "keys"):
-        raise ValueError(f"{name}: params for {cell!r} must be a dict, got {type(params).__name__}")
-    want = param_keys(cell, reset_after=reset_after)
-    missing = [k for k in want if k not in params]
-    extra = sorted(str(k) for k in params if k not in want)
-    if not missing and not extra:
-        return
-    form = ""
-    if cell == "gru":
-        form = (" (a reset-after GRU, reset_after=True, has two biases: b_x and b_h)" if reset_after else
-                " (a reset-before GRU, reset_after=False, has one bias per gate: b_x only; a b_h from an "
-                "older jena_rnn adds to the same pre-activation, so use b_x + b_h as b_x)")
-    what = "; ".join(part for part in (f"missing {missing}" if missing else "",
-                                       f"unexpected {extra}" if extra else "") if part)
-    raise ValueError(f"{name}: params for {cell!r} {what}; expected keys {list(want)}, "
-                     f"got {sorted(map(str, params))}{form}")
 
 
 # ---------------------------------------------------------------- gate functions (shared)
@@ -204,34 +155,19 @@ def input_projection(cell: str, params: dict, x: Array) -> tuple[Array, ...]:
     return tuple(jnp.split(x @ params["w_x"] + bias, GATES[cell], axis=-1))
 
 
-# ---------------------------------------------------------------- public steps
 def _check_step(cell: str, params: dict, state, x: Array, *, reset_after: bool = False) -> None:
     """Check a public step's arguments (static shapes, so also under jit); errors name the argument."""
     name = f"{cell}_step"
-    check_param_keys(name, cell, params, reset_after=reset_after)
-    w_x, w_h = params["w_x"], params["w_h"]
-    g = GATES[cell]
-    if getattr(x, "ndim", None) != 2:
-        raise ValueError(f"{name}: x must be [B, F] (rank 2), got shape {tuple(getattr(x, 'shape', ()))}")
-    if x.shape[1] != w_x.shape[0]:
-        raise ValueError(f"{name}: x has {x.shape[1]} features but params['w_x'] expects {w_x.shape[0]} "
-                         f"(shape {tuple(w_x.shape)})")
-    units = w_x.shape[1] // g
-    if tuple(w_h.shape) != (units, g * units):
-        raise ValueError(f"{name}: params['w_h'] has shape {tuple(w_h.shape)}, expected ({units}, {g * units})")
-    for k in param_keys(cell, reset_after=reset_after)[2:]:
-        if tuple(getattr(params[k], "shape", ())) != (g * units,):
-            raise ValueError(f"{name}: params[{k!r}] has shape {tuple(getattr(params[k], 'shape', ()))}, "
-                             f"expected ({g * units},)")
-    if (cell == "lstm") != isinstance(state, LSTMState):
-        raise ValueError(f"{name}: state must be " + ("an LSTMState(h, c)" if cell == "lstm" else "an array h")
-                         + f", got {type(state).__name__}")
-    for label, leaf in (state._asdict().items() if cell == "lstm" else [("h", state)]):
-        if tuple(leaf.shape) != (x.shape[0], units):
-            raise ValueError(f"{name}: {label} must have shape (B, H) = ({x.shape[0]}, {units}), "
-                             f"got {tuple(leaf.shape)}")
+    feats, units = check_params(name, cell, params, reset_after=reset_after)
+    if len(shape_of(x)) != 2:
+        raise ValueError(f"{name}: x must be [B, F] (rank 2), got shape {shape_of(x)}")
+    if x.shape[1] != feats:
+        raise ValueError(f"{name}: x has {x.shape[1]} features but params['w_x'] expects {feats} "
+                         f"(shape {shape_of(params['w_x'])})")
+    check_state(name, cell, state, x.shape[0], units, arg="state" if cell == "lstm" else "h")
 
 
+# ---------------------------------------------------------------- public steps
 def simple_rnn_step(params: dict, h: Array, x: Array, *, activation: str = "tanh") -> tuple[Array, Array]:
     """Advance a SimpleRNN by one step, ``h' = act(x Wx + h Wh + b)``.
 
@@ -284,21 +220,13 @@ STEP_FNS = {"simple_rnn": simple_rnn_step, "lstm": lstm_step, "gru": gru_step}
 CELL_FNS = {"simple_rnn": simple_rnn_cell, "lstm": lstm_cell, "gru": gru_cell}  # gate functions on xp
 
 
-def check_cell(cell: str) -> None:
-    """Raise ``ValueError`` unless ``cell`` names a known cell."""
-    if cell not in GATES:
-        raise ValueError(f"unknown cell {cell!r}; expected one of {tuple(GATES)}")
-
-
 def init_cell(cell: str, key: Array, in_features: int, units: int, *, reset_after: bool = False) -> dict:
     """Initialise the params of ``cell`` ("simple_rnn" | "lstm" | "gru"); see ``init_<cell>``.
 
     ``reset_after``: the GRU's form (``init_gru``); ignored for the other cells.
     """
     check_cell(cell)
-    if cell == "gru":
-        return init_gru(key, in_features, units, reset_after=reset_after)
-    return INIT_FNS[cell](key, in_features, units)
+    return INIT_FNS[cell](key, in_features, units, **({"reset_after": reset_after} if cell == "gru" else {}))
 
 
 def zero_state(cell: str, batch: int, units: int, dtype=jnp.float32) -> Array | LSTMState:

@@ -11,12 +11,10 @@ Every model maps a window ``xs [B, T, F]`` to one prediction per sample ``y_hat 
 
 Dense kernels use Keras's glorot-uniform initialiser and zero biases, like the recurrent kernels.
 Params are plain dicts: ``{"layers": [...], "head": {"w": [H, 1], "b": [1]}}``; the MLP's are
-``{"hidden": {"w_t": [mlp_units, T*F], "b": [mlp_units]}, "head": ...}``. Its big kernel is stored
-transposed (``w_t = W1.T``, PyTorch's ``nn.Linear`` layout; same values, same ``x @ W1``) because XLA:CPU
-multiplies by it faster when the kernel's 3360-long contraction axis is contiguous in memory: the
-training step measured 1.05-1.24x faster than with ``w [3360, 32]`` (``benchmarks/bench_mlp.py``,
-benchmarks/RESULTS.md). Checkpoints written with the older ``w [T*F, 32]``
-layout are converted on restore (``checkpoint.LEGACY_LEAVES``).
+``{"hidden": {"w": [T*F, mlp_units], "b": [mlp_units]}, "head": ...}``. Every dense kernel is stored in the
+row-vector convention ``[in, out]`` (Keras's and Flax's layout), so ``dense`` is ``x @ w + b``. What the
+plain layout costs the MLP's step on XLA:CPU against a transposed kernel: benchmarks/RESULTS.md "The MLP's
+kernel back in [in, out]" (``benchmarks/bench_mlp.py``).
 """
 from __future__ import annotations
 
@@ -25,35 +23,28 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jena_rnn.nn import rnn
+from jena_rnn import backend
 from jena_rnn.config import ModelConfig
+from jena_rnn.nn import rnn
 
 Array = jax.Array
 
 
-def init_dense(key: Array, fan_in: int, fan_out: int, *, transposed: bool = False) -> dict:
-    """Return ``{"w": [fan_in, fan_out], "b": [fan_out]}``: glorot-uniform kernel, zero bias.
-
-    ``transposed``: store the same kernel as ``w_t = w.T`` [fan_out, fan_in] (PyTorch's ``nn.Linear``
-    layout) instead; ``dense`` computes the same ``x @ w + b``. Why the MLP does: the module docstring.
-    """
+def init_dense(key: Array, fan_in: int, fan_out: int) -> dict:
+    """Return ``{"w": [fan_in, fan_out], "b": [fan_out]}``: glorot-uniform kernel, zero bias."""
     limit = math.sqrt(6.0 / (fan_in + fan_out))
     w = jax.random.uniform(key, (fan_in, fan_out), jnp.float32, -limit, limit)
-    b = jnp.zeros((fan_out,), jnp.float32)
-    return {"w_t": w.T, "b": b} if transposed else {"w": w, "b": b}
+    return {"w": w, "b": jnp.zeros((fan_out,), jnp.float32)}
 
 
 def dense(params: dict, x: Array) -> Array:
-    """Apply ``x @ w + b`` (or ``x @ w_t.T + b``): x [B, fan_in] -> [B, fan_out]."""
-    if "w_t" in params:
-        return x @ params["w_t"].T + params["b"]
+    """Apply ``x @ w + b``: x [B, fan_in], w [fan_in, fan_out], b [fan_out] -> [B, fan_out]."""
     return x @ params["w"] + params["b"]
 
 
 def output_features(config: ModelConfig) -> int:
-    """Width of the recurrent stack's last output (doubled by a concatenating bidirectional layer)."""
-    last = config.layers[-1]
-    return last.units * (2 if last.bidirectional and last.merge_mode == "concat" else 1)
+    """Width of the recurrent stack's last output (``rnn.output_width`` of the top layer)."""
+    return rnn.output_width(config.layers[-1])
 
 
 def init_model(key: Array, config: ModelConfig, in_features: int, timesteps: int) -> dict:
@@ -66,7 +57,7 @@ def init_model(key: Array, config: ModelConfig, in_features: int, timesteps: int
         return {}
     k_body, k_head = jax.random.split(key)
     if config.kind == "mlp":
-        return {"hidden": init_dense(k_body, timesteps * in_features, config.mlp_units, transposed=True),
+        return {"hidden": init_dense(k_body, timesteps * in_features, config.mlp_units),
                 "head": init_dense(k_head, config.mlp_units, 1)}
     return {"layers": rnn.init_stack(k_body, config.layers, in_features),
             "head": init_dense(k_head, output_features(config), 1)}
@@ -95,8 +86,9 @@ def apply_model(config: ModelConfig, params: dict, xs: Array, *, key: Array | No
     if config.kind == "mlp":
         flat = xs.reshape(xs.shape[0], -1)
         return dense(params["head"], jax.nn.relu(dense(params["hidden"], flat)))[:, 0]
-    h = rnn.stack(config.layers, params["layers"], xs, key=key, train=train,
-                  hoist_input=config.hoist_input, remat=config.remat, rates=rates, dropout_rows=dropout_rows)
+    policy = backend.scan_policy(hoist_input=config.hoist_input, remat=config.remat)  # None = per backend
+    h = rnn.stack(config.layers, params["layers"], xs, key=key, train=train, rates=rates,
+                  dropout_rows=dropout_rows, policy=policy)
     return dense(params["head"], h)[:, 0]
 
 

@@ -13,9 +13,11 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jena_rnn.nn.cells import (CELL_FNS, GATES, LSTMState, check_cell, check_param_keys, get_activation,
-                            init_cell, input_projection, param_keys, zero_state)
+from jena_rnn import backend
+from jena_rnn.backend import ScanPolicy
 from jena_rnn.config import LayerConfig
+from jena_rnn.nn.cells import (CELL_FNS, check_cell, check_params, check_state, get_activation, init_cell,
+                               input_projection, shape_of, zero_state)
 
 Array = jax.Array
 MERGE = {"concat": lambda a, b: jnp.concatenate([a, b], axis=-1), "sum": lambda a, b: a + b,
@@ -23,17 +25,8 @@ MERGE = {"concat": lambda a, b: jnp.concatenate([a, b], axis=-1), "sum": lambda 
 
 
 def default_remat() -> bool:
-    """Return ``unroll``'s ``remat=None`` choice: on for XLA:CPU only (benchmarks/RESULTS.md, Training step).
-
-    On CPU, recomputing each step's gates in the backward pass beat storing them, for every lecture
-    model measured. Elsewhere it stays off (not measured; there the extra per-step kernels of the
-    recomputation are expected to cost more than the small saved residuals).
-    """
-    return jax.default_backend() == "cpu"
-
-
-def _shape(a) -> tuple:
-    return tuple(getattr(a, "shape", ()))
+    """Return this backend's ``remat`` choice (old name; ``backend.for_backend(backend.name()).remat``)."""
+    return backend.for_backend(backend.name()).remat
 
 
 def _is_number(rate) -> bool:
@@ -48,27 +41,17 @@ def _active(rate) -> bool:
 def _validate(cell: str, params: dict, xs: Array, *, state, lengths, mask, padding: str,
               activation: str, dropout: float, recurrent_dropout: float, key, train: bool,
               reset_after: bool) -> int:
-    """Check arguments before tracing; return H. Errors name the argument and the shapes."""
+    """Check the sequence arguments before tracing (the params and carry: ``cells.check_params`` and
+    ``check_state``); return H. Errors name the argument and the shapes."""
     check_cell(cell)
     get_activation(activation)
     if xs.ndim != 3:
-        raise ValueError(f"unroll: xs must be [B, T, F] (rank 3), got shape {_shape(xs)}")
-    check_param_keys("unroll", cell, params, reset_after=reset_after)
-    bias_keys = param_keys(cell, reset_after=reset_after)[2:]
-    g, w_x, w_h = GATES[cell], params["w_x"], params["w_h"]
-    batch, _, feats = xs.shape
-    if w_x.ndim != 2 or w_x.shape[1] % g:
-        raise ValueError(f"unroll: params['w_x'] must be [F, {g}*H] for {cell!r}, got shape {_shape(w_x)}")
-    units = w_x.shape[1] // g
-    if feats != w_x.shape[0]:
-        raise ValueError(f"unroll: xs has {feats} features but params['w_x'] expects {w_x.shape[0]} "
-                         f"(shape {_shape(w_x)})")
-    if _shape(w_h) != (units, g * units):
-        raise ValueError(f"unroll: params['w_h'] has shape {_shape(w_h)} but params['w_x'] {_shape(w_x)} "
-                         f"implies H={units}, i.e. ({units}, {g * units})")
-    for k in bias_keys:
-        if _shape(params[k]) != (g * units,):
-            raise ValueError(f"unroll: params[{k!r}] has shape {_shape(params[k])}, expected ({g * units},)")
+        raise ValueError(f"unroll: xs must be [B, T, F] (rank 3), got shape {shape_of(xs)}")
+    feats, units = check_params("unroll", cell, params, reset_after=reset_after)
+    batch = xs.shape[0]
+    if xs.shape[2] != feats:
+        raise ValueError(f"unroll: xs has {xs.shape[2]} features but params['w_x'] expects {feats} "
+                         f"(shape {shape_of(params['w_x'])})")
     for name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
         if _is_number(rate) and not 0.0 <= rate < 1.0:
             raise ValueError(f"unroll: {name} must be in [0, 1), got {rate!r}")
@@ -76,20 +59,14 @@ def _validate(cell: str, params: dict, xs: Array, *, state, lengths, mask, paddi
             raise ValueError(f"unroll: {name}={rate} with train=True needs a PRNG key, got key=None")
     if lengths is not None and mask is not None:
         raise ValueError("unroll: pass lengths or mask, not both")
-    if lengths is not None and _shape(lengths) != (batch,):
-        raise ValueError(f"unroll: lengths must have shape (B,) = ({batch},), got {_shape(lengths)}")
-    if mask is not None and _shape(mask) != xs.shape[:2]:
-        raise ValueError(f"unroll: mask must have shape (B, T) = {xs.shape[:2]}, got {_shape(mask)}")
+    if lengths is not None and shape_of(lengths) != (batch,):
+        raise ValueError(f"unroll: lengths must have shape (B,) = ({batch},), got {shape_of(lengths)}")
+    if mask is not None and shape_of(mask) != xs.shape[:2]:
+        raise ValueError(f"unroll: mask must have shape (B, T) = {xs.shape[:2]}, got {shape_of(mask)}")
     if padding not in ("right", "pre"):
         raise ValueError(f"unroll: padding must be 'right' or 'pre', got {padding!r}")
-    if state is not None and (cell == "lstm") != isinstance(state, LSTMState):
-        raise ValueError(f"unroll: state for {cell!r} must be "
-                         + ("an LSTMState(h, c)" if cell == "lstm" else "an array h [B, H]")
-                         + f", got {type(state).__name__}")
     if state is not None:
-        for name, leaf in (state._asdict().items() if isinstance(state, LSTMState) else [("state", state)]):
-            if _shape(leaf) != (batch, units):
-                raise ValueError(f"unroll: {name} must have shape (B, H) = ({batch}, {units}), got {_shape(leaf)}")
+        check_state("unroll", cell, state, batch, units)
     return units
 
 
@@ -139,8 +116,8 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
            go_backwards: bool = False, return_sequences: bool = True, lengths: Array | None = None,
            mask: Array | None = None, padding: str = "right", reset_after: bool = False,
            activation: str = "tanh", dropout: float = 0.0, recurrent_dropout: float = 0.0,
-           key: Array | None = None, train: bool = False, hoist_input: bool | None = None,
-           remat: bool | None = None, unroll: int = 1, dropout_rows: tuple | None = None):
+           key: Array | None = None, train: bool = False, dropout_rows: tuple | None = None,
+           policy: ScanPolicy | None = None):
     """Run ``cell`` over ``xs`` with one ``lax.scan`` over time.
 
     Args:
@@ -160,12 +137,9 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
         sweep can vmap them), active only when ``train``; masks are
         drawn from ``key`` (``dropout_masks``) and applied to x before ``x @ w_x`` and to h before
         ``h @ w_h`` (never to the LSTM's c). ``dropout_rows``: ``(start, total)``, see ``dropout_masks``.
-      hoist_input: compute ``xs @ w_x + b`` for all steps before the scan (pre-split per gate into
-        [T, B, H] arrays) instead of inside it; None = False on CPU (measured faster there), else True.
-      remat: wrap the scan step in ``jax.checkpoint``, so the backward pass recomputes each step's
-        gates from its carry instead of storing them; same values, gradients equal to float rounding.
-        None = ``default_remat()`` (chosen per backend from benchmarks/bench_train.py).
-      unroll: forwarded to ``lax.scan``.
+      policy: how the scan compiles (``backend.ScanPolicy``: hoisted or in-loop input projection,
+        remat, the GRU's opaque mask of ones, ``lax.scan``'s unroll); never the values.
+        None = ``backend.for_backend(backend.name())``, the measured choice for this backend.
     Returns:
       (final_state, ys): final carry (h [B, H] or LSTMState), ys [B, T, H] or [B, H].
     Raises:
@@ -179,10 +153,8 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
                       activation=activation, dropout=dropout, recurrent_dropout=recurrent_dropout,
                       key=key, train=train, reset_after=reset_after)
     batch, steps, feats = xs.shape
-    if hoist_input is None:
-        hoist_input = jax.default_backend() != "cpu"
-    if remat is None:
-        remat = default_remat()
+    policy = backend.for_backend(backend.name()) if policy is None else policy
+    hoist_input = policy.hoist_input
     if state is None:
         state = zero_state(cell, batch, units, xs.dtype)
     in_mask = rec_mask = None
@@ -200,10 +172,10 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
         valid_t = None if valid_t is None else jnp.flip(valid_t, 0)
     # Hoisted: per-gate [T, B, H] arrays (slicing a fused [T, B, G*H] in the step compiles badly on CPU).
     inputs = input_projection(cell, params, xs_t) if hoist_input else xs_t
-    if rec_mask is None and cell == "gru" and jax.default_backend() == "cpu":
+    if rec_mask is None and cell == "gru" and policy.gru_mask_barrier:
         # A recurrent mask of ones that XLA cannot see through (optimization_barrier; h * 1 == h
-        # exactly): with h used only through h * mask, XLA:CPU compiles the GRU's backward pass with
-        # cheaper fusions, 1.1-1.2x faster per step (benchmarks/RESULTS.md "Training step").
+        # exactly): with h used only through h * mask, XLA:CPU fuses the GRU's backward pass more
+        # cheaply (backend.CPU's gru_mask_barrier says where that was measured).
         rec_mask = jax.lax.optimization_barrier(jnp.ones((batch, units), xs.dtype))
     kwargs = {"activation": activation, "rec_mask": rec_mask}
     if cell == "gru":
@@ -218,9 +190,9 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
             new = jax.tree.map(lambda a, b: jnp.where(m, a, b), new, carry)
         return new, (new.h if cell == "lstm" else new)
 
-    if remat:  # prevent_cse is unneeded inside a scan (jax.checkpoint's docstring) and can cost speed (GPU)
+    if policy.remat:  # prevent_cse is unneeded inside a scan (jax.checkpoint's docstring) and can cost speed (GPU)
         body = jax.checkpoint(body, prevent_cse=False)
-    final, ys = jax.lax.scan(body, state, (inputs, valid_t), reverse=reverse, unroll=unroll)
+    final, ys = jax.lax.scan(body, state, (inputs, valid_t), reverse=reverse, unroll=policy.unroll)
     if not return_sequences:
         return final, (final.h if cell == "lstm" else final)
     return final, jnp.swapaxes(ys, 0, 1)
@@ -258,9 +230,9 @@ def bidirectional(cell: str, params: dict, xs: Array, *, merge_mode: str = "conc
     return (fw_state, bw_state), MERGE[merge_mode](fw, bw)
 
 
-def _layer_out(layer: LayerConfig) -> int:
-    bi_concat = layer.bidirectional and layer.merge_mode == "concat"
-    return 2 * layer.units if bi_concat else layer.units
+def output_width(layer: LayerConfig) -> int:
+    """Return the width of ``layer``'s output: H, or 2H for a bidirectional layer that concatenates."""
+    return layer.units * (2 if layer.bidirectional and layer.merge_mode == "concat" else 1)
 
 
 def init_stack(key: Array, layers: Sequence[LayerConfig], in_features: int) -> list[dict]:
@@ -280,21 +252,20 @@ def init_stack(key: Array, layers: Sequence[LayerConfig], in_features: int) -> l
                            "backward": init_cell(layer.cell, k_bw, in_features, layer.units, reset_after=ra)})
         else:
             params.append(init_cell(layer.cell, k, in_features, layer.units, reset_after=ra))
-        in_features = _layer_out(layer)
+        in_features = output_width(layer)
     return params
 
 
 def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array, *, key: Array | None = None,
-          train: bool = False, hoist_input: bool | None = None, remat: bool | None = None,
-          return_sequences: bool = False, lengths: Array | None = None, mask: Array | None = None,
-          padding: str = "right",
-          rates: Sequence[tuple[Array, Array]] | None = None, dropout_rows: tuple | None = None) -> Array:
+          train: bool = False, return_sequences: bool = False, lengths: Array | None = None,
+          mask: Array | None = None, padding: str = "right", rates: Sequence[tuple[Array, Array]] | None = None,
+          dropout_rows: tuple | None = None, policy: ScanPolicy | None = None) -> Array:
     """Run stacked recurrent layers; all but the last return sequences.
 
     Args:
       layers: ``LayerConfig`` per layer, bottom to top.   params_list: from ``init_stack``.
       xs: inputs [B, T, F].   key: split into one key per layer (dropout; needed when train and a
-        rate > 0).   train: enable dropout.   hoist_input, remat: see ``unroll``.
+        rate > 0).   train: enable dropout.   policy: see ``unroll`` (every layer).
       return_sequences: whether the last layer returns its whole sequence.
       lengths, mask, padding: masking, applied to every layer (see ``unroll``).
       rates: optional per-layer ``(dropout, recurrent_dropout)`` overriding the ``LayerConfig`` rates;
@@ -302,7 +273,7 @@ def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array,
       dropout_rows: ``(start, total)``: this batch is rows ``[start, start + B)`` of a ``total``-row batch
         (data parallelism); dropout masks are drawn for the whole batch and sliced (``dropout_masks``).
     Returns:
-      The last layer's output: [B, H] (or [B, T, H] with return_sequences); 2H for bidirectional concat.
+      The last layer's output: [B, H] (or [B, T, H] with return_sequences), H = ``output_width``.
     """
     if len(layers) != len(params_list):
         raise ValueError(f"stack: {len(layers)} layers but {len(params_list)} param dicts")
@@ -312,10 +283,9 @@ def stack(layers: Sequence[LayerConfig], params_list: Sequence[dict], xs: Array,
     for n, (layer, params, k) in enumerate(zip(layers, params_list, keys)):
         seq = return_sequences or n < len(layers) - 1
         drop, rec = (layer.dropout, layer.recurrent_dropout) if rates is None else rates[n]
-        kwargs = dict(return_sequences=seq, key=k, train=train, hoist_input=hoist_input, remat=remat,
-                      reset_after=layer.reset_after, activation=layer.activation, dropout=drop,
-                      recurrent_dropout=rec, lengths=lengths, mask=mask, padding=padding,
-                      dropout_rows=dropout_rows)
+        kwargs = dict(return_sequences=seq, key=k, train=train, policy=policy, reset_after=layer.reset_after,
+                      activation=layer.activation, dropout=drop, recurrent_dropout=rec, lengths=lengths,
+                      mask=mask, padding=padding, dropout_rows=dropout_rows)
         if layer.bidirectional:
             _, xs = bidirectional(layer.cell, params, xs, merge_mode=layer.merge_mode, **kwargs)
         else:

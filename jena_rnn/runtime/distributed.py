@@ -32,6 +32,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jena_rnn import backend
+
 AXES = ("sweep", "data")
 
 
@@ -238,7 +240,7 @@ def make_mesh(shape: Mapping[str, int], devices=None) -> Mesh:
         sizes[sizes.index(-1)] = len(devices) // max(rest, 1)
     if int(np.prod(sizes)) != len(devices) or min(sizes) < 1:
         raise ValueError(f"mesh {dict(zip(names, sizes))} needs {int(np.prod(sizes))} devices, "
-                         f"but {len(devices)} are available ({jax.default_backend()})")
+                         f"but {len(devices)} are available ({backend.name()})")
     if jax.process_count() > 1:
         left_out = sorted(set(range(jax.process_count())) - {d.process_index for d in devices})
         if left_out:

@@ -46,7 +46,7 @@ import numpy as np
 from jax.sharding import PartitionSpec as P
 
 from jena_rnn.runtime import distributed, loop, report, rundir
-from jena_rnn import data
+from jena_rnn import backend, data
 from jena_rnn.forecast import train
 from jena_rnn.config import Config, config_from_saved, from_dict, lecture_config, to_dict
 from jena_rnn.sweep.board import (LEADERBOARD, export_member, group_rows, member_results, member_values,
@@ -98,7 +98,7 @@ def member_rates(configs: list[Config]) -> np.ndarray | None:
     """
     rates = np.asarray([[(l.dropout, l.recurrent_dropout) for l in c.model.layers] for c in configs],
                        np.float32)
-    traced_zeros = jax.default_backend() == "cpu" and all(c.model.kind == "rnn" for c in configs)
+    traced_zeros = backend.sweep_policy().traced_zero_rates and all(c.model.kind == "rnn" for c in configs)
     return rates if rates.any() or traced_zeros else None
 
 
@@ -179,7 +179,7 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
         mesh = distributed.auto_mesh(members=S)
         if log is not None and mesh is not None:
             log(f"devices: {S} members split over {distributed.axis_size(mesh, 'sweep')} "
-                f"{jax.default_backend()} devices ({S // distributed.axis_size(mesh, 'sweep')} each)")
+                f"{backend.name()} devices ({S // distributed.axis_size(mesh, 'sweep')} each)")
     distributed.check_divisible(mesh, batch_size=base.data.batch_size, members=S)
     epochs = np.asarray([c.train.epochs for c in configs])
     patience = np.asarray([c.train.patience or 10**9 for c in configs])
@@ -199,7 +199,7 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     rates = None if rates is None else distributed.place(rates, mesh, stacked=True)
     if chunk == "auto":  # members per device
         local = S // distributed.axis_size(mesh, "sweep")
-        chunk = 2 if distributed.axis_size(mesh, "data") == 1 and jax.default_backend() == "cpu" and local > 2 else None
+        chunk = backend.sweep_policy().member_chunk if distributed.axis_size(mesh, "data") == 1 and local > 2 else None
     sweep_epoch = make_sweep_epoch(base, ds.train, ds.target_col, mesh=mesh, chunk=chunk)
     evaluate = make_sweep_evaluate(base, ds.target_col, mesh)
     rows, valid = train.split_rows(base, ds.val)
