@@ -36,6 +36,7 @@ def test_unroll_matches_reference_and_step_loop(cell, reset_after, b, t, f, h, r
         loop_ys.append(y)
     loop_ys = np.stack(loop_ys, axis=1)
 
+    ys_in_loop = None
     for hoist in (False, True):
         pol = backend.scan_policy(hoist_input=hoist)
         final, ys = rnn.unroll(cell, p, xs, state=_state(cell, h0, c0), policy=pol, **kw)

@@ -1,8 +1,8 @@
 """Loss, optimiser, the jitted training epoch, evaluation and ``fit`` (its epoch loop: ``jena_rnn.runtime.loop``).
 
 A training step draws its own batch from the device-resident normalised series:
-``rows ~ U[lo + lookback, hi)`` (``data.sample_train_rows``), ``xs, y = data.windows(series, rows)``,
-then one RMSprop update on ``mae(apply_model(xs), y)``. ``steps_per_epoch`` such steps run inside one
+``rows ~ U[lo + lookback, hi)`` (``data.sample_train_rows``), ``xs, y = data.windows_by_phase(phased, rows)``
+(the one window formula, ``data.windows``, read from the series laid out by phase), then one RMSprop update on ``mae(apply_model(xs), y)``. ``steps_per_epoch`` such steps run inside one
 jitted ``lax.scan`` (one host round trip per epoch), and validation over a whole split is one jitted
 ``lax.scan`` over precomputed batches of end rows.
 
