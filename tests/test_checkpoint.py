@@ -230,47 +230,6 @@ def test_sigkill_mid_run_leaves_a_readable_checkpoint(tmp_path, delay):
     assert_restores_epoch(tmp_path, n_floats, epoch)
 
 
-def test_mlp_checkpoint_of_the_older_kernel_layout_restores_transposed(tmp_path):
-    from jena_rnn.forecast import train
-    from jena_rnn.config import ModelConfig
-    from tiny import tiny_config, with_model
-    config = with_model(tiny_config(), ModelConfig(kind="mlp", layers=(), mlp_units=4))
-    new = train.init_state(config, jax.random.PRNGKey(0), 14)
-    # every float leaf (RMSprop's nu too) made to differ from element to element, so that a wrong
-    # conversion of the optimiser's copy of the kernel shows in its values, not only in its shape
-    new = jax.tree.map(lambda a: a + jnp.arange(a.size, dtype=a.dtype).reshape(a.shape) / 7 + 0.5
-                       if jnp.issubdtype(a.dtype, jnp.floating) and a.ndim else a, new)
-    # the same state in the layout saved before: hidden w [T*F, units], wherever the kernel appears
-    old_params = {**new.params, "hidden": {"w": new.params["hidden"]["w_t"].T, "b": new.params["hidden"]["b"]}}
-    old_def = jax.tree.structure(train.TrainState(old_params, train.make_optimizer(config.optim).init(old_params),
-                                                  new.step, new.key))
-    paths, leaves = zip(*jax.tree_util.tree_flatten_with_path(new)[0])
-    kernels = [jax.tree_util.keystr(p).endswith("['hidden']['w_t']") for p in paths]
-    assert sum(kernels) == 2  # the params' and RMSprop's nu
-    old = jax.tree.unflatten(old_def, [a.T if k else a for a, k in zip(leaves, kernels)])
-    checkpoint.save(tmp_path, old, epoch=1, history=[], config={}, is_best=True)
-    restored, _ = checkpoint.restore(tmp_path, train.init_state(config, jax.random.PRNGKey(1), 14))
-    assert_same(restored, new)
-    # a target that wants neither name is still refused, naming the leaf
-    other = {**new.params, "hidden": {"v": new.params["hidden"]["w_t"], "b": new.params["hidden"]["b"]}}
-    with pytest.raises(ValueError, match=r"only in the checkpoint \[.*\['hidden'\]\['w'\]"):
-        checkpoint.restore(tmp_path, new._replace(params=other))
-
-
-def test_sweep_checkpoint_of_the_older_mlp_layout_restores_member_by_member(tmp_path):
-    from jena_rnn.forecast import train
-    from jena_rnn.config import ModelConfig
-    from tiny import tiny_config, with_model
-    config = with_model(tiny_config(), ModelConfig(kind="mlp", layers=(), mlp_units=4))
-    members = [train.init_state(config, jax.random.PRNGKey(k), 14).params for k in range(3)]
-    new = jax.tree.map(lambda *a: jnp.stack(a), *members)  # a sweep's params: [S, ...] leaves
-    old = {**new, "hidden": {"w": jnp.swapaxes(new["hidden"]["w_t"], -1, -2), "b": new["hidden"]["b"]}}
-    assert old["hidden"]["w"].shape == (3, 14 * config.data.lookback // config.data.step, 4)
-    checkpoint.save(tmp_path, old, epoch=1, history=[], config={}, is_best=True)
-    restored, _ = checkpoint.restore(tmp_path, jax.tree.map(jnp.zeros_like, new))
-    assert_same(restored, new)
-
-
 def test_every_process_checks_before_process_0_commits(tmp_path, monkeypatch):
     """Under jax.distributed a process checking after process 0's commit would refuse alone and leave its
     partners waiting: ``save`` meets the others at a barrier after its check and before any write."""
