@@ -27,14 +27,15 @@ Crash safety (checked in orbax 0.12.8's ``path/atomicity.py``, ``AtomicRenameTem
 written into ``epoch_NNNN.orbax-checkpoint-tmp-<n>``, its commit record ``commit_success.txt`` and step
 metadata are written there, then it is renamed to ``epoch_NNNN``, atomically on POSIX; old steps are
 deleted only after that (``CheckpointManager.save``, synchronous here: no background threads, no async
-save). Only steps that hold ``commit_success.txt`` are steps (`_Steps`), so a process killed at any
-instant leaves the previous committed epoch intact and, until its successor is renamed into place, the
-latest. Orbax does not fsync (no call to it outside its experimental v1 API), so this is safety against
+save). Only steps that hold ``commit_success.txt`` are steps (`orbax_checkpoint._Steps`), so a process
+killed at any instant leaves the previous committed epoch intact and, until its successor is renamed
+into place, the latest (tests/test_checkpoint.py kills a writer at each stage and at random instants).
+Orbax does not fsync (no call to it outside its experimental v1 API), so this is safety against
 a killed process, not a power loss; a torn step after one shows as damage (below). `save` never
 overwrites a committed epoch: it raises `FileExistsError`. One writer per run directory is assumed
 (`jena_rnn.runtime.loop.lock_run` enforces it).
 
-What is deleted: orbax's own old steps (the policy above) and its own temporaries (``cleanup_tmp_directories``
+What is deleted: orbax's own old steps (the policy above), its own temporaries (``cleanup_tmp_directories``
 when a save starts), and the old layout's stale temporaries (`legacy_checkpoint.prune_stale`). Anything
 else in the run directory or in `checkpoints/` (a user's `.tmp-notes`, a stray `epoch_0009/`) is not.
 
