@@ -1,9 +1,10 @@
-"""Checkpoint round trips, pointers and pruning, error messages, and crash safety with real subprocesses."""
+"""Checkpoint round trips, latest/best and pruning, error messages, and crash safety with real subprocesses."""
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -64,8 +65,11 @@ def assert_same(a, b):
 def test_round_trip_exact(tmp_path, typed_key):
     state = make_state(jax.random.PRNGKey(0), typed_key)
     history = [{"epoch": 1, "loss": 0.1 + 0.2, "val_mae": float(np.float32(1 / 3))}]
+    threads = set(threading.enumerate())
     path = checkpoint.save(tmp_path, state, epoch=1, history=history, config=CONFIG, is_best=True)
     assert path == tmp_path / "checkpoints" / "epoch_0001"
+    assert {t for t in threading.enumerate() if t.is_alive()} <= threads  # synchronous: nothing left running
+    assert (path / "commit_success.txt").is_file() and not (path / "tree.json").exists()  # orbax's layout
     like = make_state(jax.random.PRNGKey(1), typed_key)  # different values, same structure
     restored, meta = checkpoint.restore(tmp_path, like)
     assert_same(restored, state)
@@ -75,7 +79,7 @@ def test_round_trip_exact(tmp_path, typed_key):
     np.testing.assert_array_equal(abstract.params["head"]["w"], state.params["head"]["w"])
 
 
-def test_pointers_pruning_and_run_files(tmp_path):
+def test_latest_best_pruning_and_run_files(tmp_path):
     state = make_state(jax.random.PRNGKey(0))
     assert checkpoint.latest(tmp_path) is None and checkpoint.best(tmp_path) is None
     history = []
@@ -85,7 +89,7 @@ def test_pointers_pruning_and_run_files(tmp_path):
         checkpoint.save(tmp_path, step_state, epoch=epoch, history=history, config=CONFIG,
                         is_best=epoch == 2, keep=2)
     kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
-    assert kept == ["BEST", "LATEST", "epoch_0002", "epoch_0004", "epoch_0005"]
+    assert kept == ["epoch_0002", "epoch_0004", "epoch_0005"]  # the newest 2 and the best
     assert (checkpoint.latest(tmp_path), checkpoint.best(tmp_path)) == (5, 2)
     best_state, best_meta = checkpoint.restore(tmp_path, state, which="best")
     assert int(best_state.step) == 2 and best_meta["epoch"] == 2 and len(best_meta["history"]) == 2
@@ -113,25 +117,32 @@ def test_mismatch_and_missing_errors(tmp_path):
         checkpoint.restore(missing, state)
 
 
-def test_leftovers_and_broken_pointer_are_survivable(tmp_path):
+def test_leftovers_and_stray_directories_are_survivable(tmp_path):
     state = make_state(jax.random.PRNGKey(0))
     for epoch in (1, 2):
         checkpoint.save(tmp_path, state._replace(step=jnp.int32(epoch)), epoch=epoch, history=[],
                         config=CONFIG, is_best=False)
     root = tmp_path / "checkpoints"
-    partial = root / report.tmp_name("epoch_0003") / "state"  # a save of this process that died half way
+    partial = root / "epoch_0003.orbax-checkpoint-tmp-1234" / "state"  # orbax's save that died half way
     partial.mkdir(parents=True)
     (partial / "garbage").write_bytes(b"\0" * 100)
+    ours = root / report.tmp_name("epoch_0003")  # the older layout's save of this process, left by a failure
+    ours.mkdir()
     (root / ".tmp-epoch_0003-123-abc").mkdir()  # not the project's pattern: a user's, never deleted
     (root / "epoch_0009").mkdir()  # not produced by save, but an incomplete dir must be ignored
-    assert checkpoint.latest(tmp_path) == 2
-    assert int(checkpoint.restore(tmp_path, state)[0].step) == 2
-    (root / "LATEST").write_text("epoch_0009\n")
-    with pytest.warns(UserWarning, match="falling back.*epoch 2"):
+    (root / "epoch_0008").mkdir()
+    (root / "epoch_0008" / "notes.txt").write_text("mine")  # nor is someone else's
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert checkpoint.latest(tmp_path) == 2
         assert int(checkpoint.restore(tmp_path, state)[0].step) == 2
     checkpoint.save(tmp_path, state, epoch=3, history=[], config=CONFIG, is_best=False)
-    assert not list(root.glob(".jena-rnn-tmp-*")) and checkpoint.latest(tmp_path) == 3
-    assert (root / ".tmp-epoch_0003-123-abc").is_dir()
+    assert not list(root.glob("*orbax-checkpoint-tmp*")) and not ours.exists() and checkpoint.latest(tmp_path) == 3
+    assert (root / ".tmp-epoch_0003-123-abc").is_dir() and (root / "epoch_0009").is_dir()
+    assert (root / "epoch_0008" / "notes.txt").read_text() == "mine"
+    with pytest.raises(FileExistsError, match="epoch_0008 exists but is no checkpoint of this run"):
+        checkpoint.save(tmp_path, state, epoch=8, history=[], config=CONFIG, is_best=False)
+    assert (root / "epoch_0008" / "notes.txt").read_text() == "mine"
 
 
 def test_resume_matches_uninterrupted_run(tmp_path):
@@ -178,23 +189,27 @@ def assert_restores_epoch(run_dir, n_floats, epoch):
     jax.tree.map(np.testing.assert_array_equal, restored, writer.make_state(epoch, n_floats))
 
 
-@pytest.mark.parametrize("stage, latest, best", [
-    ("before_rename", 1, 1), ("before_pointer", 1, 1), ("before_best", 2, 1), ("before_prune", 2, 2)])
-def test_crash_at_each_commit_stage_keeps_last_good_checkpoint(tmp_path, stage, latest, best):
-    proc = start_writer(tmp_path, 1000, stage, 2)
+@pytest.mark.parametrize("stage, crash, latest, best", [
+    ("before_save", 2, 1, 1), ("before_commit", 2, 1, 1), ("before_prune", 3, 3, 3), ("before_run_files", 2, 2, 2)])
+def test_crash_at_each_commit_stage_keeps_last_good_checkpoint(tmp_path, stage, crash, latest, best):
+    proc = start_writer(tmp_path, 1000, stage, crash)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == writer.CRASH_CODE, err
-    assert out.split("\n")[:-1] == ["SAVED 1"]
+    assert out.split("\n")[:-1] == [f"SAVED {e}" for e in range(1, crash)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert (checkpoint.latest(tmp_path), checkpoint.best(tmp_path)) == (latest, best)
     assert_restores_epoch(tmp_path, 1000, latest)
-    # Resuming saves epoch latest + 1, replacing an uncommitted epoch_0002 left by the crash.
+    if stage == "before_prune":  # killed before orbax deleted epoch 1: the next save deletes it
+        assert (tmp_path / "checkpoints" / "epoch_0001").is_dir()
+    # Resuming saves epoch latest + 1, past the uncommitted temporary step left by the crash.
     nxt = latest + 1
     checkpoint.save(tmp_path, writer.make_state(nxt, 1000), epoch=nxt, history=[{}] * nxt, config={},
                     is_best=True)
     assert_restores_epoch(tmp_path, 1000, nxt)
-    assert not list((tmp_path / "checkpoints").glob(".jena-rnn-tmp-*"))  # the killed writer's: stale
+    assert not list((tmp_path / "checkpoints").glob("*orbax-checkpoint-tmp*"))  # the killed writer's: stale
+    kept = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert kept == [f"epoch_{nxt - 1:04d}", f"epoch_{nxt:04d}"]
 
 
 @pytest.mark.parametrize("delay", [0.0, 0.13, 0.31])
@@ -214,47 +229,6 @@ def test_sigkill_mid_run_leaves_a_readable_checkpoint(tmp_path, delay):
     # "SAVED n" is printed after the commit, so the checkpoint is n or a later one committed since.
     assert epoch in (last_printed, last_printed + 1)
     assert_restores_epoch(tmp_path, n_floats, epoch)
-
-
-def test_mlp_checkpoint_of_the_older_kernel_layout_restores_transposed(tmp_path):
-    from jena_rnn.forecast import train
-    from jena_rnn.config import ModelConfig
-    from tiny import tiny_config, with_model
-    config = with_model(tiny_config(), ModelConfig(kind="mlp", layers=(), mlp_units=4))
-    new = train.init_state(config, jax.random.PRNGKey(0), 14)
-    # every float leaf (RMSprop's nu too) made to differ from element to element, so that a wrong
-    # conversion of the optimiser's copy of the kernel shows in its values, not only in its shape
-    new = jax.tree.map(lambda a: a + jnp.arange(a.size, dtype=a.dtype).reshape(a.shape) / 7 + 0.5
-                       if jnp.issubdtype(a.dtype, jnp.floating) and a.ndim else a, new)
-    # the same state in the layout saved before: hidden w [T*F, units], wherever the kernel appears
-    old_params = {**new.params, "hidden": {"w": new.params["hidden"]["w_t"].T, "b": new.params["hidden"]["b"]}}
-    old_def = jax.tree.structure(train.TrainState(old_params, train.make_optimizer(config.optim).init(old_params),
-                                                  new.step, new.key))
-    paths, leaves = zip(*jax.tree_util.tree_flatten_with_path(new)[0])
-    kernels = [jax.tree_util.keystr(p).endswith("['hidden']['w_t']") for p in paths]
-    assert sum(kernels) == 2  # the params' and RMSprop's nu
-    old = jax.tree.unflatten(old_def, [a.T if k else a for a, k in zip(leaves, kernels)])
-    checkpoint.save(tmp_path, old, epoch=1, history=[], config={}, is_best=True)
-    restored, _ = checkpoint.restore(tmp_path, train.init_state(config, jax.random.PRNGKey(1), 14))
-    assert_same(restored, new)
-    # a target that wants neither name is still refused, naming the leaf
-    other = {**new.params, "hidden": {"v": new.params["hidden"]["w_t"], "b": new.params["hidden"]["b"]}}
-    with pytest.raises(ValueError, match=r"only in the checkpoint \[.*\['hidden'\]\['w'\]"):
-        checkpoint.restore(tmp_path, new._replace(params=other))
-
-
-def test_sweep_checkpoint_of_the_older_mlp_layout_restores_member_by_member(tmp_path):
-    from jena_rnn.forecast import train
-    from jena_rnn.config import ModelConfig
-    from tiny import tiny_config, with_model
-    config = with_model(tiny_config(), ModelConfig(kind="mlp", layers=(), mlp_units=4))
-    members = [train.init_state(config, jax.random.PRNGKey(k), 14).params for k in range(3)]
-    new = jax.tree.map(lambda *a: jnp.stack(a), *members)  # a sweep's params: [S, ...] leaves
-    old = {**new, "hidden": {"w": jnp.swapaxes(new["hidden"]["w_t"], -1, -2), "b": new["hidden"]["b"]}}
-    assert old["hidden"]["w"].shape == (3, 14 * config.data.lookback // config.data.step, 4)
-    checkpoint.save(tmp_path, old, epoch=1, history=[], config={}, is_best=True)
-    restored, _ = checkpoint.restore(tmp_path, jax.tree.map(jnp.zeros_like, new))
-    assert_same(restored, new)
 
 
 def test_every_process_checks_before_process_0_commits(tmp_path, monkeypatch):

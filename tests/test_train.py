@@ -117,7 +117,7 @@ def test_crash_inside_first_checkpoint_leaves_a_resumable_run(ds, tmp_path, monk
     _, h_full = train.fit(config, ds, tmp_path / "full", log=None)
 
     def crash(stage):
-        if stage == "before_pointer":
+        if stage == "before_run_files":  # epoch 1 committed by orbax, config.json/history.json not rewritten
             raise KeyboardInterrupt("killed while saving")
 
     monkeypatch.setattr(checkpoint, "_on_stage", crash)
@@ -125,7 +125,7 @@ def test_crash_inside_first_checkpoint_leaves_a_resumable_run(ds, tmp_path, monk
         train.fit(config, ds, tmp_path / "run", log=None)
     monkeypatch.undo()
     assert (tmp_path / "run" / "config.json").is_file()
-    # the epoch-1 directory is complete but its pointer was never written: resume may use it or redo it
+    # the epoch-1 checkpoint is committed but the save never finished: resume goes on from it
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _, h_res = train.fit(config, ds, tmp_path / "run", resume=True, log=None)

@@ -1,0 +1,121 @@
+"""The orbax side of `checkpoint`: one ``ocp.CheckpointManager`` per ``run_dir/checkpoints/`` (layout, policy
+and crash-safety argument: `jena_rnn.runtime.checkpoint`'s docstring).
+
+Each step ``epoch_NNNN`` holds two items, ``state`` (``PyTreeSave`` of the host tree) and ``meta``
+(``JsonSave``: epoch, history, config and the per-leaf digests), plus orbax's ``metrics`` item for the
+epochs saved with ``is_best``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from jena_rnn.runtime.checkpoint_tree import Damaged, digest, path_of, quiet_orbax
+
+PREFIX = "epoch"
+_COMMITTED = "commit_success.txt"  # orbax's commit record, written into the step before its rename
+_READ = logging.CRITICAL + 1  # a read may meet damage: its only report is checkpoint.restore's warning or error
+
+
+def _rank(metrics: dict) -> float:
+    return metrics["best"]
+
+
+def _steps_format():
+    import orbax.checkpoint as ocp
+
+    @dataclasses.dataclass(frozen=True)
+    class _Steps(ocp.step.NameFormat):
+        """orbax's ``epoch_NNNN`` steps, but only those with orbax's commit record: not the old layout's
+        directories (legacy_checkpoint) nor a stray ``epoch_0009/`` of someone else's."""
+        inner: Any
+
+        def build_name(self, step: int) -> str:
+            return self.inner.build_name(step)
+
+        def find_all(self, base_path):
+            return (m for m in self.inner.find_all(base_path) if (Path(m.path) / _COMMITTED).is_file())
+
+        def find_step(self, base_path, step: int):
+            m = self.inner.find_step(base_path, step)
+            if not (Path(m.path) / _COMMITTED).is_file():
+                raise ValueError(f"no committed orbax step {step} in {base_path}")
+            return m
+
+    return _Steps(ocp.step.standard_name_format(step_prefix=PREFIX, step_format_fixed_length=4))
+
+
+def _manager(root: Path, keep: int | None = None):
+    """An orbax CheckpointManager on ``root``: a writer keeping ``keep`` + the best, or (None) a reader.
+
+    Private to this process: under ``jax.distributed`` only process 0 saves host copies (orbax's default
+    would wait for every process at a barrier), and each process restores on its own.
+    """
+    import orbax.checkpoint as ocp
+    from orbax.checkpoint import checkpoint_managers as cm
+
+    me = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(), active_processes={jax.process_index()})
+    policy = None if keep is None else cm.AnyPreservationPolicy(
+        [cm.LatestN(n=keep), cm.BestN(get_metric_fn=_rank, n=1, keep_checkpoints_without_metrics=False)])
+    options = ocp.CheckpointManagerOptions(
+        step_name_format=_steps_format(), enable_async_checkpointing=False, best_fn=_rank, best_mode="max",
+        preservation_policy=policy, read_only=keep is None, create=False,
+        cleanup_tmp_directories=keep is not None, save_root_metadata=False, multiprocessing_options=me)
+    return ocp.CheckpointManager(root.absolute(), options=options, item_names=("state", "meta"))
+
+
+def steps(root: Path) -> tuple[list[int], int | None]:
+    """(committed epochs in ``root`` ascending, the best of them or None)."""
+    if not root.is_dir():
+        return [], None
+    with quiet_orbax(_READ), _manager(root) as m:
+        return list(m.all_steps()), m.best_step()
+
+
+def write(root: Path, epoch: int, tree: Any, meta: dict, *, is_best: bool, keep: int) -> None:
+    """Save one step synchronously; orbax then deletes the steps the policy no longer keeps."""
+    import orbax.checkpoint as ocp
+
+    args = ocp.args.Composite(state=ocp.args.PyTreeSave(tree), meta=ocp.args.JsonSave(meta))
+    root.mkdir(parents=True, exist_ok=True)  # orbax's create=True refuses our single-process options
+    with quiet_orbax(), _manager(root, keep) as m:
+        m.save(epoch, args=args, metrics={"best": epoch} if is_best else None, force=True)
+
+
+def read(d: Path, epoch: int) -> tuple[dict[str, np.ndarray], dict]:
+    """Restore step ``d`` and check every leaf against its recorded digest: ({path: array}, meta).
+
+    Raises:
+      Damaged: orbax cannot read it, its metadata is not ours, or a leaf differs from what was saved.
+    """
+    import orbax.checkpoint as ocp
+
+    args = ocp.args.Composite(state=ocp.args.PyTreeRestore(), meta=ocp.args.JsonRestore())
+    try:
+        with quiet_orbax(_READ), _manager(d.parent) as m:
+            out = m.restore(epoch, args=args)
+    except Exception as e:  # noqa: BLE001 -- whatever orbax/tensorstore raise, the files are unreadable
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+        raise Damaged(f"{d} is unreadable ({type(e).__name__}: {first})") from None
+    meta, raw = out["meta"], out["state"]
+    leaves = meta.get("leaves") if isinstance(meta, dict) else None
+    if not (isinstance(leaves, dict) and isinstance(meta.get("epoch"), int) and isinstance(meta.get("history"), list)
+            and all(isinstance(r, dict) and {"shape", "dtype", "sha256"} <= set(r) for r in leaves.values())):
+        raise Damaged(f"{d / 'meta'}: not a checkpoint's metadata (epoch, history, config, leaves)")
+    got = {path_of(p): np.asarray(a) for p, a in jax.tree_util.tree_flatten_with_path(raw)[0]}
+    saved = {}
+    for path, rec in leaves.items():
+        value = got.pop(path, None)
+        if value is None and 0 in rec["shape"]:  # saved as None: orbax refuses zero-size arrays
+            value = np.zeros(rec["shape"], rec["dtype"])
+        if value is None or digest(value) != rec["sha256"]:
+            raise Damaged(f"{d}: leaf {path} differs from what was saved (SHA-256 mismatch)")
+        saved[path] = value
+    if got:
+        raise Damaged(f"{d}: leaves {sorted(got)} are not in the saved record {d / 'meta'}")
+    return saved, {k: v for k, v in meta.items() if k != "leaves"}
