@@ -59,13 +59,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import jax
-import numpy as np
-
-from jena_rnn.runtime import distributed, report
+from jena_rnn.runtime import distributed, report, rundir
 from jena_rnn.runtime import legacy_checkpoint as legacy
 from jena_rnn.runtime import orbax_checkpoint as orbax
-from jena_rnn.runtime.checkpoint_tree import LEGACY_FOLDS, LEGACY_LEAVES, Damaged, assemble, read_json, to_host
+from jena_rnn.runtime.checkpoint_tree import LEGACY_FOLDS, LEGACY_LEAVES, Damaged, assemble, to_host
+from jena_rnn.runtime.report import read_json
 
 __all__ = ["save", "restore", "resume", "latest", "best", "has_checkpoint", "read_json", "Damaged",
            "LEGACY_LEAVES", "LEGACY_FOLDS"]
@@ -80,16 +78,6 @@ def _on_stage(stage: str) -> None:
 
 def _dir_name(epoch: int) -> str:
     return f"{orbax.PREFIX}_{epoch:04d}"
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.generic, np.ndarray, jax.Array)) and np.ndim(obj) == 0:
-        return np.asarray(obj).item()
-    raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r}")
-
-
-def _dump(obj: Any) -> str:
-    return json.dumps(obj, indent=1, default=_json_default) + "\n"
 
 
 def _epochs(run_dir: Path, *, warn: bool = False) -> dict[int, str]:
@@ -158,15 +146,15 @@ def save(run_dir: str | os.PathLike, state: Any, *, epoch: int, history: list[di
     tree, leaves = to_host(state)  # every process: a leaf spanning processes is gathered
     if collective and not distributed.is_main():
         return final
-    meta = json.loads(_dump({"epoch": epoch, "history": history, "config": config, "leaves": leaves}))
+    meta = json.loads(report.json_text({"epoch": epoch, "history": history, "config": config, "leaves": leaves}))
     _on_stage("before_save")
     legacy.make_room(root, final.name)
     if final.exists():
         raise FileExistsError(f"{final} exists but is no checkpoint of this run; move it away to save epoch {epoch}")
     orbax.write(root, epoch, tree, meta, is_best=is_best, keep=keep)
     _on_stage("before_run_files")
-    report.write_atomic(run_dir / "config.json", _dump(config))
-    report.write_atomic(run_dir / "history.json", _dump(history))
+    rundir.write_config(run_dir, config)
+    rundir.write_history(run_dir, history)
     legacy.prune_stale(root)
     return final
 

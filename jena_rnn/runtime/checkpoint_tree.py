@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
@@ -49,28 +47,6 @@ LEGACY_FOLDS = (
 
 class Damaged(ValueError):
     """A checkpoint's files are unreadable or differ from what was written (message: which and why)."""
-
-
-def read_json(path: str | os.PathLike, *, what: str = "file") -> Any:
-    """Parse a JSON file; raise one clear error naming it.
-
-    Raises:
-      FileNotFoundError: ``path`` does not exist.   ValueError: it is not UTF-8 text or not valid JSON.
-    """
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such {what}") from None
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}); the {what} is damaged") from None
-    except IsADirectoryError:
-        raise ValueError(f"{path}: is a directory, expected a JSON {what}") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"{path}: not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}); "
-                         f"the {what} is damaged") from None
 
 
 @contextlib.contextmanager

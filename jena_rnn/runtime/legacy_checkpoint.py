@@ -30,7 +30,8 @@ import jax
 import numpy as np
 
 from jena_rnn.runtime import report
-from jena_rnn.runtime.checkpoint_tree import Damaged, quiet_orbax, read_json, render
+from jena_rnn.runtime.checkpoint_tree import Damaged, quiet_orbax, render
+from jena_rnn.runtime.report import read_json
 
 _PREFIX = "epoch_"
 _TMP_RE = re.compile(r"\.jena-rnn-tmp-.+\.(\d+)\.[0-9a-f]{32}")

@@ -60,9 +60,14 @@ def _plain(obj):
     raise TypeError(f"cannot store {type(obj).__name__} in JSON: {obj!r}")
 
 
+def json_text(obj) -> str:
+    """``obj`` as the project's indented JSON text (0-d numpy/JAX values become Python scalars)."""
+    return json.dumps(obj, indent=2, default=_plain) + "\n"
+
+
 def write_json(path: str | Path, obj) -> None:
-    """Write ``obj`` as indented JSON, atomically (0-d numpy/JAX values become Python scalars)."""
-    write_atomic(path, (json.dumps(obj, indent=2, default=_plain) + "\n").encode())
+    """Write ``obj`` as indented JSON (``json_text``), atomically."""
+    write_atomic(path, json_text(obj).encode())
 
 
 def read_json(path: str | Path, *, what: str = "file"):
