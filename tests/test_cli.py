@@ -117,7 +117,7 @@ def _subparsers():
 
 
 def test_every_default_a_flag_has_is_in_its_help():
-    for name, parser in _subparsers().items():
+    for name, parser in {**_subparsers(), "experiments/gru.py": cli.experiment_parser("gru")}.items():
         text = " ".join(parser.format_help().split())
         for action in parser._actions:
             if action.default in (None, False, argparse.SUPPRESS) or action.dest == "help":
@@ -169,8 +169,11 @@ def _script(name: str):
 
 def test_experiment_scripts_apply_their_flags_to_their_config(monkeypatch, tmp_path, capsys):
     calls = []
-    monkeypatch.setattr(reproduce, "run_experiment",
-                        lambda name, config, run_dir, *, quick: calls.append((name, config, run_dir, quick)) or {"ok": 1})
+    def run_experiment(name, config, run_dir, *, quick):
+        calls.append((name, config, run_dir, quick))
+        return {"ok": 1}
+
+    monkeypatch.setattr(reproduce, "run_experiment", run_experiment)
     gru = _script("gru")
     assert gru.main(["--quick", "--data", "x.csv", "--out", str(tmp_path)]) == {"ok": 1}
     assert json.loads(capsys.readouterr().out) == {"ok": 1}

@@ -107,9 +107,10 @@ def _run(args) -> dict | None:
         from jena_rnn import sweep
 
         base = sweep_base(args, data_config(args, DataConfig()))
-        return sweep.run_search(base, sweep_axes(args), args.out, seeds=args.seeds, samples=args.samples,
-                                sample_seed=args.sample_seed, resume=args.resume,
-                                mesh=values.mesh_option(args.mesh), quiet=args.quiet)
+        configs = sweep.expand(base, sweep_axes(args), seeds=args.seeds, samples=args.samples,
+                               sample_seed=args.sample_seed)
+        return sweep.run_search(configs, args.out, resume=args.resume, mesh=values.mesh_option(args.mesh),
+                                quiet=args.quiet)
     return runs.synth(args.out, rows=args.rows, seed=args.seed)
 
 

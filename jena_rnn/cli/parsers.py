@@ -62,7 +62,8 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
     d = DataConfig()
     g = p.add_argument_group("data")
     src = g.add_mutually_exclusive_group()
-    src.add_argument("--data", type=v.path, metavar="FILE", help="CSV (.csv, .csv.zip, .csv.gz); default: the synthetic Jena data")
+    src.add_argument("--data", type=v.path, metavar="FILE",
+                     help="CSV (.csv, .csv.zip, .csv.gz); default: the synthetic Jena data")
     src.add_argument("--synthetic", action="store_true", help="use the embedded synthetic Jena default (the default)")
     g.add_argument("--lookback", type=v.positive_int, help=f"rows of history per window (default {d.lookback})")
     g.add_argument("--step", type=v.positive_int, help=f"keep one row in STEP inside a window (default {d.step})")
@@ -116,24 +117,29 @@ def add_train(sub) -> None:
                    help="the lecture's experiment to start from (default %(default)s)")
     t.add_argument("--units", help="hidden units, one value or one per layer (e.g. 32,64; default: the model's)")
     t.add_argument("--dropout", help="input dropout rate(s), one mask per sequence (default: the model's)")
-    t.add_argument("--recurrent-dropout", help="recurrent dropout rate(s), one mask per sequence (default: the model's)")
-    t.add_argument("--activation", help=f"candidate activation(s): {', '.join(ACTIVATIONS)} (default {layer.activation}, "
-                   "or the model's)")
-    t.add_argument("--reset-after", action="store_true", help="GRU: Keras-default/PyTorch form (reset after the matmul)")
+    t.add_argument("--recurrent-dropout",
+                   help="recurrent dropout rate(s), one mask per sequence (default: the model's)")
+    t.add_argument("--activation", help=f"candidate activation(s): {', '.join(ACTIVATIONS)} "
+                   f"(default {layer.activation}, or the model's)")
+    t.add_argument("--reset-after", action="store_true",
+                   help="GRU: Keras-default/PyTorch form (reset after the matmul)")
     t.add_argument("--bidirectional", action="store_true", help="make every recurrent layer bidirectional")
     t.add_argument("--reverse", action="store_true", help="feed windows in reversed time order")
     t.add_argument("--mlp-units", type=v.positive_int, help=f"MLP hidden width (default {model.mlp_units})")
-    t.add_argument("--hoist-input", choices=("on", "off"), help="input projection before the scan (default: per backend)")
+    t.add_argument("--hoist-input", choices=("on", "off"),
+                   help="input projection before the scan (default: per backend)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, help=f"default {optim.name}")
     t.add_argument("--lr", type=v.number(0, float("inf"), "a positive learning rate", lo_open=True),
                    help=f"learning rate (default {optim.learning_rate})")
-    t.add_argument("--rho", type=v.number(0, 1, "an RMSprop decay in [0, 1)"), help=f"RMSprop decay (default {optim.decay})")
+    t.add_argument("--rho", type=v.number(0, 1, "an RMSprop decay in [0, 1)"),
+                   help=f"RMSprop decay (default {optim.decay})")
     t.add_argument("--eps", type=v.number(0, float("inf"), "an epsilon >= 0"),
                    help=f"RMSprop epsilon, inside the square root as Keras (default {optim.eps})")
     t.add_argument("--epochs", type=v.positive_int, help="epochs (default: the lecture's for the model)")
     t.add_argument("--steps-per-epoch", type=v.positive_int, help=f"batches per epoch (default {tr.steps_per_epoch})")
     t.add_argument("--seed", type=v.seed, help=f"seed for init, batches and dropout (default {tr.seed})")
-    t.add_argument("--patience", type=v.positive_int, help=f"early stopping patience in epochs (default {shown(tr.patience)})")
+    t.add_argument("--patience", type=v.positive_int,
+                   help=f"early stopping patience in epochs (default {shown(tr.patience)})")
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE", help="any other config field")
     t.add_argument("--out", required=True, type=v.path, help="run directory (checkpoints, history, loss.png)")
     t.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
@@ -165,10 +171,11 @@ def add_sweep(sub) -> None:
     w.add_argument("--patience", type=v.positive_int,
                    help=f"early stopping patience per member (default {shown(tr.patience)})")
     w.add_argument("--mesh", default=keyword_default(program.run_search, "mesh"), help="devices: sweep=N,data=M "
-                   "(one may be -1 = the rest), or none; default %(default)s = the members split over every local device (on a CPU: one per core), or every device of the "
-                   "job under --distributed")
+                   "(one may be -1 = the rest), or none; default %(default)s = the members split over every "
+                   "local device (on a CPU: one per core), or every device of the job under --distributed")
     add_distributed_args(w)
-    w.add_argument("--out", required=True, type=v.path, help="sweep directory (groups/, members/, results.md/.csv, plot)")
+    w.add_argument("--out", required=True, type=v.path,
+                   help="sweep directory (groups/, members/, results.md/.csv, plot)")
     w.add_argument("--resume", action="store_true", help="continue the sweep in --out")
     w.add_argument("--quiet", action="store_true", help="no per-epoch lines")
     add_data_args(w)
@@ -183,16 +190,19 @@ def add_imdb(sub) -> None:
                    "folder holding one (default: a synthetic review corpus in aclImdb layout, written to the cache)")
     m.add_argument("--max-features", type=v.positive_int, default=cfg.max_features,
                    help="vocabulary size (default %(default)s)")
-    m.add_argument("--maxlen", type=v.positive_int, default=cfg.maxlen, help="tokens kept per review (default %(default)s)")
+    m.add_argument("--maxlen", type=v.positive_int, default=cfg.maxlen,
+                   help="tokens kept per review (default %(default)s)")
     m.add_argument("--epochs", type=v.positive_int, default=cfg.epochs, help="epochs (default %(default)s)")
-    m.add_argument("--batch-size", type=v.positive_int, default=cfg.batch_size, help="reviews per batch (default %(default)s)")
+    m.add_argument("--batch-size", type=v.positive_int, default=cfg.batch_size,
+                   help="reviews per batch (default %(default)s)")
     m.add_argument("--units", type=v.positive_int, default=layer.units, help="recurrent units (default %(default)s)")
     m.add_argument("--cell", choices=CELLS, default=layer.cell, help="default %(default)s")
     m.add_argument("--bidirectional", action="store_true", default=layer.bidirectional,
                    help="bidirectional recurrent layer")
     m.add_argument("--recurrent-dropout", type=v.rate, default=layer.recurrent_dropout,
                    help="recurrent dropout rate (default %(default)s)")
-    m.add_argument("--seed", type=v.seed, default=cfg.seed, help="seed for init, shuffles and dropout (default %(default)s)")
+    m.add_argument("--seed", type=v.seed, default=cfg.seed,
+                   help="seed for init, shuffles and dropout (default %(default)s)")
     m.add_argument("--resume", action="store_true", help="continue from the run directory's latest checkpoint")
     m.add_argument("--quiet", action="store_true", help="no per-epoch lines or progress bar")
     m.add_argument("--out", required=True, type=v.path, help="run directory (checkpoints, history, history.png)")
@@ -217,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = DataConfig()
     rows = d.delay + d.step  # the Jena file has one row per 10 minutes
     p = sub.add_parser("predict", help="forecast the target DELAY + STEP rows after a file's last row (the "
-                       f"lecture's windows: {d.delay} + {d.step} = {rows} rows, {rows / 6:g} h, not {d.delay / 6:g} h); "
+                       f"lecture's windows: {d.delay} + {d.step} = {rows} rows, {rows / 6:g} h, "
+                       f"not {d.delay / 6:g} h); "
                        "the output names the row and time")
     p.add_argument("run_dir")
     p.add_argument("--data", type=v.path, metavar="FILE", help="file to forecast from (default: the run's data)")
@@ -250,5 +261,6 @@ def experiment_parser(name: str) -> argparse.ArgumentParser:
     p.add_argument("--data", type=v.path, help="Jena-format CSV (default: the synthetic default)")
     p.add_argument("--quick", action="store_true",
                    help=f"{quick['epochs']} epochs x {quick['steps_per_epoch']} steps (smoke test)")
-    p.add_argument("--out", type=v.path, default=EXPERIMENTS_OUT, help="parent of the run directory (default %(default)s)")
+    p.add_argument("--out", type=v.path, default=EXPERIMENTS_OUT,
+                   help="parent of the run directory (default %(default)s)")
     return p

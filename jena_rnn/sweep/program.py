@@ -48,7 +48,7 @@ from jena_rnn import data
 from jena_rnn.forecast import train
 from jena_rnn.config import Config, config_from_saved, from_dict, to_dict
 from jena_rnn.sweep.board import LEADERBOARD, export_member, member_values, write_leaderboard
-from jena_rnn.sweep.grid import expand, group_label, group_members, static_key
+from jena_rnn.sweep.grid import group_label, group_members, static_key
 
 
 
@@ -327,21 +327,22 @@ def _without_epochs(saved: list[dict], now: list[dict]) -> list[dict]:
     return saved
 
 
-# -------------------------------------------------------------------------------- grid or random search
-def run_search(base: Config, axes: dict, out: str | Path, *, seeds: int = 1, samples: int | None = None,
-               sample_seed: int = 0, resume: bool = False, mesh="auto", quiet: bool = False) -> dict:
-    """Expand ``base`` over ``axes`` (``grid.expand``), load its data once, ``run`` the sweep into ``out``.
+# ------------------------------------------------------------------------ one search, data loaded once
+def run_search(configs: list[Config], out: str | Path, *, resume: bool = False, mesh="auto",
+               quiet: bool = False) -> dict:
+    """Load the members' data once and ``run`` them into ``out`` (members: ``grid.expand``, one data config).
 
     ``mesh``: as ``fit_group``'s ("auto" = the members split over every local device). Under
     ``jax.distributed`` only process 0 logs.
     Returns:
       ``{"out", "members", "groups", "top"}``: ``top`` holds the five best leaderboard rows (``LEADERBOARD``).
     """
-    configs = expand(base, axes, seeds=seeds, samples=samples, sample_seed=sample_seed)
     from jena_rnn.forecast.runs import load_data
 
+    if len({c.data for c in configs}) != 1:
+        raise ValueError("sweep: every member must read the same data (one DataConfig)")
     quiet = quiet or not distributed.is_main()  # under jax.distributed, process 0 speaks for all
     log = None if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    board = run(configs, load_data(base.data, quiet=quiet), out, resume=resume, mesh=mesh, log=log)
+    board = run(configs, load_data(configs[0].data, quiet=quiet), out, resume=resume, mesh=mesh, log=log)
     top = [{k: b[k] for k in LEADERBOARD} for b in board[:5]]
     return {"out": str(out), "members": len(board), "groups": len({b["group"] for b in board}), "top": top}
