@@ -5,14 +5,14 @@ Runtime:  seconds on a 2-core CPU at the lecture's settings; --quick takes secon
 Expected: lecture: MAE 0.29 normalised, 2.57 °C.
 Settings: the lecture's (lookback 1440, step 6, delay 144, batch 128, RMSprop 1e-3, MAE, 500 steps/epoch).
 """
+from jena_rnn.cli import experiment
 from jena_rnn.config import lecture_config
-from jena_rnn.forecast.reproduce import experiment_main
 
 CONFIG = lecture_config("naive")
 
 
 def main(argv=None):
-    return experiment_main("naive", CONFIG, argv)
+    return experiment("naive", CONFIG, argv)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,14 @@ Runtime:  about 13 minutes (40 epochs) on a 2-core CPU at the lecture's settings
 Expected: lecture: 0.262, no overfitting in the first 30 epochs.
 Settings: the lecture's (lookback 1440, step 6, delay 144, batch 128, RMSprop 1e-3, MAE, 500 steps/epoch).
 """
+from jena_rnn.cli import experiment
 from jena_rnn.config import lecture_config
-from jena_rnn.forecast.reproduce import experiment_main
 
 CONFIG = lecture_config("gru_dropout")
 
 
 def main(argv=None):
-    return experiment_main("gru_dropout", CONFIG, argv)
+    return experiment("gru_dropout", CONFIG, argv)
 
 
 if __name__ == "__main__":

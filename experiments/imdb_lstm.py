@@ -6,11 +6,11 @@ Runtime:  about 4 minutes on a 2-core CPU on the synthetic 25,000 + 25,000 revie
 Expected: lecture (real IMDB): best validation accuracy 0.893 in 10 epochs.
 Settings: the lecture's (10,000 words, 500 tokens, batch 128, RMSprop 1e-3, binary cross-entropy).
 """
-from jena_rnn.forecast.reproduce import experiment_main
+from jena_rnn.cli import experiment
 
 
 def main(argv=None):
-    return experiment_main("imdb_lstm", None, argv)
+    return experiment("imdb_lstm", None, argv)
 
 
 if __name__ == "__main__":

@@ -5,14 +5,14 @@ Runtime:  about 8 minutes on a 2-core CPU at the lecture's settings; --quick tak
 Expected: not in the lecture's notebook.
 Settings: the lecture's (lookback 1440, step 6, delay 144, batch 128, RMSprop 1e-3, MAE, 500 steps/epoch).
 """
+from jena_rnn.cli import experiment
 from jena_rnn.config import lecture_config
-from jena_rnn.forecast.reproduce import experiment_main
 
 CONFIG = lecture_config("lstm")
 
 
 def main(argv=None):
-    return experiment_main("lstm", CONFIG, argv)
+    return experiment("lstm", CONFIG, argv)
 
 
 if __name__ == "__main__":

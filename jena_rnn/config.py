@@ -23,6 +23,7 @@ OTHER_SENTINEL_POLICIES = ("error", "interpolate", "keep")  # -9999 anywhere els
 SENTINEL_COLUMNS = ("wv (m/s)", "max. wv (m/s)")  # where the real Jena file has -9999 error values
 OUTLIER_POLICIES = ("error", "keep")  # physically impossible or absurd values; see data.checks.check_values
 EVAL_MODES = ("full", "lecture")  # see data.eval_rows
+SEED_RANGE = (-(2 ** 31), 2 ** 32)  # [lo, hi) of the seeds jax.random.PRNGKey and numpy's generators take
 
 # A split bound is a row index (int) or a fraction of the file's rows (float in [0, 1]); an upper bound
 # of None means "as far as the file allows" (the lecture's max_index=None rule: len - delay - 1).
@@ -166,7 +167,7 @@ class TrainConfig:
         _check(int(self.steps_per_epoch) > 0,
                f"TrainConfig.steps_per_epoch must be positive, got {self.steps_per_epoch!r}")
         _check(isinstance(self.seed, numbers.Integral) and not isinstance(self.seed, bool)
-               and -(2 ** 31) <= self.seed < 2 ** 32,
+               and SEED_RANGE[0] <= self.seed < SEED_RANGE[1],
                f"TrainConfig.seed must be an integer in [-2**31, 2**32), got {self.seed!r}")
         _check(self.patience is None or self.patience > 0,
                f"TrainConfig.patience must be positive or None, got {self.patience!r}")

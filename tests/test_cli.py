@@ -1,5 +1,10 @@
 """The command line end to end on a tiny synthetic configuration, and its one-line errors."""
+import argparse
+import dataclasses
+import functools
+import importlib.util
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -8,8 +13,10 @@ import pytest
 
 from jena_rnn.runtime import checkpoint
 from jena_rnn import cli, data
-from jena_rnn.forecast import train
-from jena_rnn.config import from_dict, lecture_config
+from jena_rnn.cli import configs, parsers, values
+from jena_rnn.forecast import reproduce, train
+from jena_rnn.config import DataConfig, LayerConfig, from_dict, lecture_config
+from jena_rnn.imdb import IMDBConfig
 from jena_rnn.nn.models import apply_model
 
 TINY = ["--synthetic-rows", "4000", "--lookback", "120", "--step", "6", "--delay", "24",
@@ -102,3 +109,94 @@ def test_flags_build_the_lecture_config():
     assert all(layer.reset_after for layer in config.model.layers)
     assert config.optim.learning_rate == 3e-4
     assert config.train.epochs == lecture_config("stacked_gru").train.epochs == 40
+
+
+def _subparsers():
+    sub = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    return sub.choices
+
+
+def test_every_default_a_flag_has_is_in_its_help():
+    for name, parser in {**_subparsers(), "experiments/gru.py": cli.experiment_parser("gru")}.items():
+        text = " ".join(parser.format_help().split())
+        for action in parser._actions:
+            if action.default in (None, False, argparse.SUPPRESS) or action.dest == "help":
+                continue
+            assert f"default {action.default}" in text, (name, action.dest, action.default)
+
+
+def test_help_and_defaults_come_from_the_config_dataclasses(monkeypatch):
+    monkeypatch.setattr(parsers, "DataConfig", functools.partial(DataConfig, lookback=720, train=(0, 999)))
+    monkeypatch.setattr(parsers, "IMDBConfig", functools.partial(IMDBConfig, maxlen=77))
+    helps = {name: " ".join(p.format_help().split()) for name, p in _subparsers().items()}
+    assert "(default 720)" in helps["train"] and "(default 720)" in helps["baseline"]
+    assert "(default 0:999,200001:300000,300001:)" in helps["sweep"]
+    assert "tokens kept per review (default 77)" in helps["imdb"]
+    assert cli.build_parser().parse_args(["imdb", "--out", "x"]).maxlen == 77
+
+
+def test_imdb_flags_left_out_give_imdb_config_defaults():
+    args = cli.build_parser().parse_args(["imdb", "--out", "x"])
+    assert configs.imdb_config(args) == IMDBConfig()
+    args = cli.build_parser().parse_args(["imdb", "--out", "x", "--cell", "gru", "--units", "8", "--maxlen", "40"])
+    cfg = configs.imdb_config(args)
+    assert cfg == dataclasses.replace(IMDBConfig(), maxlen=40, layers=(LayerConfig(cell="gru", units=8),))
+
+
+def test_splits_text_round_trips():
+    d = DataConfig()
+    assert values.parse_splits(values.format_splits(d)) == {"train": d.train, "val": d.val, "test": d.test}
+    assert values.parse_splits("0:0.5,0.5:0.75,0.75:") == {"train": (0, 0.5), "val": (0.5, 0.75), "test": (0.75, None)}
+
+
+def test_sweep_axes_parse_lists_and_ranges():
+    assert values.parse_axis("1e-3,3e-3", "lr") == [1e-3, 3e-3]
+    assert values.parse_axis("1e-4:1e-2", "lr") == (1e-4, 1e-2)
+    assert values.parse_axis("0,after", "reset_after") == [False, True]
+    with pytest.raises(ValueError, match=r"--units: 8 is given twice"):
+        values.parse_axis("8,16,8", "units")
+    with pytest.raises(ValueError, match=r"--lr: empty range"):
+        values.parse_axis("1e-2:1e-3", "lr")
+
+
+def _script(name: str):
+    path = Path(__file__).parents[1] / "experiments" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"experiment_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_experiment_scripts_apply_their_flags_to_their_config(monkeypatch, tmp_path, capsys):
+    calls = []
+    def run_experiment(name, config, run_dir, *, quick):
+        calls.append((name, config, run_dir, quick))
+        return {"ok": 1}
+
+    monkeypatch.setattr(reproduce, "run_experiment", run_experiment)
+    gru = _script("gru")
+    assert gru.main(["--quick", "--data", "x.csv", "--out", str(tmp_path)]) == {"ok": 1}
+    assert json.loads(capsys.readouterr().out) == {"ok": 1}
+    name, config, run_dir, quick = calls.pop()
+    assert (name, run_dir, quick) == ("gru", tmp_path / "gru", True)
+    assert config == reproduce.quick_config(dataclasses.replace(
+        gru.CONFIG, data=dataclasses.replace(gru.CONFIG.data, path="x.csv")))
+    assert (config.train.epochs, config.train.steps_per_epoch) == (2, 5)
+    gru.main([])
+    assert calls.pop()[1:] == (gru.CONFIG, Path(parsers.EXPERIMENTS_OUT) / "gru", False)
+    _script("imdb_lstm").main(["--out", str(tmp_path)])
+    assert calls.pop() == ("imdb_lstm", None, tmp_path / "imdb_lstm", False)
+
+
+@pytest.mark.parametrize("name, argv, message", [
+    ("imdb_lstm", ["--data", "imdb.npz"], "experiments/imdb_lstm.py: error: --data: use `jena-rnn imdb"),
+    ("gru", ["--out", ""], "experiments/gru.py: error: argument --out: expected a path"),
+    ("gru", ["--epochs", "3"], "experiments/gru.py: error: unrecognized arguments: --epochs 3"),
+])
+def test_experiment_scripts_refuse_bad_flags_in_one_line(name, argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        _script(name).main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[0] == message or err[0].startswith(message)
+    assert len(err) == 2 and "--help" in err[1]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jena_rnn.cli import values
 from jena_rnn.runtime import distributed
 
 SCRIPT = textwrap.dedent('''
@@ -177,24 +178,24 @@ def test_cli_train_splits_the_batch_over_cpu_devices(tmp_path):
 
 
 def test_mesh_parsing_and_sizes():
-    assert distributed.parse_mesh("sweep=2,data=-1") == {"sweep": 2, "data": -1}
+    assert values.parse_mesh("sweep=2,data=-1") == {"sweep": 2, "data": -1}
     for bad in ("data=0", "data=-2"):
         with pytest.raises(ValueError, match="must be >= 1"):
-            distributed.parse_mesh(bad)
+            values.parse_mesh(bad)
     with pytest.raises(ValueError, match="sizes must be >= 1"):
         distributed.make_mesh({"data": 0})
-    assert distributed.parse_mesh(None) is None
+    assert values.parse_mesh(None) is None
     with pytest.raises(ValueError, match="AXIS=SIZE"):
-        distributed.parse_mesh("model=2")
+        values.parse_mesh("model=2")
     mesh = distributed.make_mesh({"data": -1})  # every device of this process
     assert distributed.axis_size(mesh, "data") == len(mesh.devices.flat)
     assert distributed.axis_size(mesh, "sweep") == 1 and distributed.axis_size(None, "data") == 1
     with pytest.raises(ValueError, match="needs 64 devices"):
         distributed.make_mesh({"sweep": 64})
-    assert distributed.mesh_option(None) == "auto" and distributed.mesh_option("none") is None
-    assert distributed.axis_size(distributed.mesh_option("data=1"), "data") == 1  # the first device
+    assert values.mesh_option(None) == "auto" and values.mesh_option("none") is None
+    assert distributed.axis_size(values.mesh_option("data=1"), "data") == 1  # the first device
     with pytest.raises(ValueError, match=re.escape("--mesh 'sweep=1': only the axes ['data'] apply here")):
-        distributed.mesh_option("sweep=1", axes=("data",))
+        values.mesh_option("sweep=1", axes=("data",))
 
 
 def _free_port() -> int:

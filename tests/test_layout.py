@@ -80,3 +80,25 @@ def test_only_backend_asks_jax_for_the_backend():
     # every per-backend choice lives in jena_rnn/backend.py; everyone else calls backend.name()
     callers = sorted(str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py") if "default_backend(" in p.read_text())
     assert callers == ["backend.py"], callers
+
+
+def _reads_flags(path: Path) -> bool:
+    """Whether a module imports argparse or reads ``sys.argv``."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import) and any(a.name.split(".")[0] == "argparse" for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "argparse":
+            return True
+        if isinstance(node, ast.Attribute) and node.attr == "argv" and getattr(node.value, "id", None) == "sys":
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module == "sys" and any(a.name == "argv" for a in node.names):
+            return True
+    return False
+
+
+def test_only_the_cli_parses_flags():
+    modules = sorted(PACKAGE.rglob("*.py"))
+    assert PACKAGE / "cli" / "parsers.py" in modules and _reads_flags(PACKAGE / "cli" / "parsers.py")
+    outside = [p.relative_to(PACKAGE).as_posix() for p in modules
+               if p.relative_to(PACKAGE).parts[0] != "cli" and _reads_flags(p)]
+    assert not outside, f"only jena_rnn/cli may import argparse or read sys.argv: {outside}"

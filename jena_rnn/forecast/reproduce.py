@@ -9,7 +9,6 @@ from its latest checkpoint.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import time
@@ -32,6 +31,8 @@ LECTURE_VAL_MAE = {"naive": 0.2897, "mlp": 0.299, "gru": 0.264, "gru_dropout": 0
                    "stacked_gru": 0.263, "reversed_gru": 0.399, "bidirectional_gru": 0.262, "lstm": None}
 LECTURE_DEGC_PER_UNIT = 8.87  # the real file's temperature std (0.2897 <-> 2.57 °C)
 
+QUICK = {"epochs": 2, "steps_per_epoch": 5}  # --quick: a smoke test of the whole pipeline, not results
+
 COLUMNS = ("experiment", "params", "epochs", "best_epoch", "best_val_mae", "best_val_mae_degC",
            "test_mae", "test_mae_degC", "lecture_val_mae", "best_val_acc", "test_acc", "lecture_val_acc",
            "wall_seconds", "step_ms", "machine")
@@ -52,16 +53,19 @@ def machine() -> str:
 
 
 def experiment_config(name: str, data: DataConfig, *, quick: bool = False) -> Config | None:
-    """Return the lecture's configuration of experiment ``name`` on ``data`` (``quick``: 2 x 5 steps).
+    """Return the lecture's configuration of experiment ``name`` on ``data`` (``quick``: ``quick_config``).
 
     ``imdb_lstm`` has its own configuration (``jena_rnn.imdb.IMDBConfig``): None here.
     """
     if name == "imdb_lstm":
         return None
     config = lecture_config(name, Config(data=data))
-    if quick:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2, steps_per_epoch=5))
-    return config
+    return quick_config(config) if quick else config
+
+
+def quick_config(config: Config) -> Config:
+    """Return ``config`` cut to ``QUICK``'s epochs and steps per epoch (``--quick``)."""
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **QUICK))
 
 
 def _history(run_dir: Path) -> list[dict]:
@@ -196,31 +200,3 @@ def _reproduce(out: Path, data: DataConfig, names: list[str], *, quick: bool, qu
     return {"out": str(out), "experiments": names,
             "best_val_mae": {r["experiment"]: r["best_val_mae"] for r in rows if "best_val_mae" in r},
             "best_val_acc": {r["experiment"]: r["best_val_acc"] for r in rows if "best_val_acc" in r}}
-
-
-def experiment_main(name: str, config: Config | None = None, argv: list[str] | None = None) -> dict:
-    """Command line of one ``experiments/<name>.py`` script: ``[--quick] [--data FILE] [--out DIR]``."""
-    import argparse
-
-    p = argparse.ArgumentParser(description=f"The lecture's {name} experiment (jena_rnn.forecast.reproduce)")
-    p.add_argument("--data", help="Jena-format CSV (default: the synthetic default)")
-    p.add_argument("--quick", action="store_true", help="2 epochs x 5 steps (smoke test)")
-    p.add_argument("--out", default="runs/experiments", help="parent of the run directory")
-    args = p.parse_args(argv)
-    from jena_rnn.runtime import distributed
-
-    distributed.use_cpu_cores()  # one device per core, as `jena-rnn` (runs.train then trains data-parallel)
-    if name == "imdb_lstm":
-        if args.data:
-            p.error("--data: use `jena-rnn imdb --data imdb.npz|aclImdb --out DIR` for the real reviews")
-        row = run_experiment(name, None, Path(args.out) / name, quick=args.quick)
-        print(json.dumps(row, indent=2))
-        return row
-    config = config or lecture_config(name)
-    if args.data:
-        config = dataclasses.replace(config, data=dataclasses.replace(config.data, path=args.data))
-    if args.quick:
-        config = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2, steps_per_epoch=5))
-    row = run_experiment(name, config, Path(args.out) / name, quick=args.quick)
-    print(json.dumps(row, indent=2))
-    return row

@@ -412,12 +412,3 @@ def _run(cfg: IMDBConfig, out: Path, splits: dict, *, resume, quiet, mesh, log) 
             "epoch_seconds_median": float(np.median([h["epoch_seconds"] for h in history[1:]]
                                                     or [history[0]["epoch_seconds"]])),
             "backend": backend.name(), "devices": distributed.axis_size(mesh, "data")}
-
-
-def run_cli(args) -> dict:
-    """Build an ``IMDBConfig`` from the ``jena-rnn imdb`` flags and ``run`` it."""
-    layer = LayerConfig(cell=args.cell, units=args.units, bidirectional=args.bidirectional,
-                        recurrent_dropout=args.recurrent_dropout)
-    cfg = IMDBConfig(data=args.data, max_features=args.max_features, maxlen=args.maxlen, epochs=args.epochs,
-                     batch_size=args.batch_size, layers=(layer,), seed=args.seed)
-    return run(cfg, args.out, resume=args.resume, quiet=args.quiet)

@@ -182,38 +182,12 @@ def auto_mesh(batch_size: int | None = None, *, members: int | None = None, devi
     return None if n == 1 else make_mesh({axis: n}, devices[:n])
 
 
-def parse_mesh(text: str | None) -> dict[str, int] | None:
-    """Parse ``"sweep=2,data=2"`` (``-1`` or ``all`` = every remaining device) into an axis dict."""
-    if not text:
-        return None
-    shape = {}
-    for part in text.split(","):
-        name, sep, size = part.partition("=")
-        name = name.strip()
-        if not sep or name not in AXES or name in shape:
-            raise ValueError(f"--mesh: expected AXIS=SIZE pairs with AXIS in {AXES}, got {text!r}")
-        try:
-            shape[name] = -1 if size.strip() in ("-1", "all") else int(size)
-        except ValueError:
-            raise ValueError(f"--mesh: {size!r} is not a device count") from None
-        if shape[name] == 0 or shape[name] < -1:
-            raise ValueError(f"--mesh: {name}={size.strip()}: a device count must be >= 1 (or -1/all = the rest)")
-    return shape
+def first_devices_mesh(shape: Mapping[str, int]) -> Mesh:
+    """Build a mesh ``{"sweep": n, "data": m}`` on the first devices of ``jax.devices()``.
 
-
-def mesh_option(text: str | None, *, axes: tuple[str, ...] = AXES):
-    """Turn a ``--mesh`` value into "auto" (None or "auto"), None ("none") or a ``Mesh``.
-
-    ``AXIS=SIZE,...`` takes the first devices of ``jax.devices()`` (every process's under
-    ``jax.distributed``); with a ``-1`` size, all of them. ``axes`` limits the axis names allowed.
+    Fixed sizes take the first ``n * m`` devices (every process's under ``jax.distributed``); with a
+    ``-1`` size, all of them (``make_mesh``). The command line's ``--mesh AXIS=SIZE,...``.
     """
-    if text in (None, "auto"):
-        return "auto"
-    if text == "none":
-        return None
-    shape = parse_mesh(text)
-    if not set(shape) <= set(axes):
-        raise ValueError(f"--mesh {text!r}: only the axes {list(axes)} apply here")
     devices = jax.devices()
     if -1 not in shape.values():
         devices = devices[:int(np.prod(list(shape.values())))]

@@ -94,22 +94,3 @@ def group_label(config: Config) -> str:
              + (f"-reset_{'after' if l.reset_after else 'before'}" if l.cell == "gru" else "")
              for l in config.model.layers]
     return "+".join(parts) or config.model.kind
-
-
-def parse_axis(text: str, axis: str):
-    """Parse ``a,b,c`` into a list or ``lo:hi`` into a range tuple (for ``--samples``)."""
-    cast = AXES[axis][2]
-    cast = (lambda t: t.strip().lower() in ("1", "true", "yes", "after")) if cast is bool else cast
-    try:
-        if ":" in text:
-            lo, hi = (float(t) for t in text.split(":"))
-            if not lo < hi:
-                raise ValueError(f"empty range {text!r}")
-            return (lo, hi)
-        values = [cast(t) for t in text.split(",")]
-        for k, v in enumerate(values):
-            if v in values[:k]:  # two members would train the same configuration under two names
-                raise ValueError(f"{v!r} is given twice in {text!r}")
-        return values
-    except ValueError as e:
-        raise ValueError(f"--{axis.replace('_', '-')}: {e}") from None

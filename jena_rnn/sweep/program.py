@@ -31,13 +31,12 @@ Layout of ``out``::
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -48,10 +47,10 @@ from jax.sharding import PartitionSpec as P
 from jena_rnn.runtime import distributed, loop, report, rundir
 from jena_rnn import backend, data
 from jena_rnn.forecast import train
-from jena_rnn.config import Config, config_from_saved, from_dict, lecture_config, to_dict
+from jena_rnn.config import Config, config_from_saved, from_dict, to_dict
 from jena_rnn.sweep.board import (LEADERBOARD, export_member, group_rows, member_results, member_values,
                                   write_leaderboard)
-from jena_rnn.sweep.grid import AXES, expand, group_label, group_members, parse_axis, static_key
+from jena_rnn.sweep.grid import group_label, group_members, static_key
 
 
 
@@ -328,21 +327,22 @@ def _without_epochs(saved: list[dict], now: list[dict]) -> list[dict]:
     return saved
 
 
-# ------------------------------------------------------------------------------------- command line
-def command(args: Any, data_cfg) -> dict:
-    """Run ``jena-rnn sweep`` from parsed arguments (``cli.build_parser``) and the data config."""
-    base = lecture_config(args.model)
-    base = dataclasses.replace(base, data=dataclasses.replace(data_cfg, reverse=base.data.reverse),
-                               train=dataclasses.replace(base.train, **{k: v for k, v in {
-                                   "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
-                                   "patience": args.patience}.items() if v is not None}))
-    axes = {a: parse_axis(getattr(args, a), a) for a in AXES if getattr(args, a, None) is not None}
-    configs = expand(base, axes, seeds=args.seeds, samples=args.samples, sample_seed=args.sample_seed)
-    mesh = distributed.mesh_option(args.mesh)
+# ------------------------------------------------------------------------ one search, data loaded once
+def run_search(configs: list[Config], out: str | Path, *, resume: bool = False, mesh="auto",
+               quiet: bool = False) -> dict:
+    """Load the members' data once and ``run`` them into ``out`` (members: ``grid.expand``, one data config).
+
+    ``mesh``: as ``fit_group``'s ("auto" = the members split over every local device). Under
+    ``jax.distributed`` only process 0 logs.
+    Returns:
+      ``{"out", "members", "groups", "top"}``: ``top`` holds the five best leaderboard rows (``LEADERBOARD``).
+    """
     from jena_rnn.forecast.runs import load_data
 
-    quiet = args.quiet or not distributed.is_main()  # under jax.distributed, process 0 speaks for all
+    if len({c.data for c in configs}) != 1:
+        raise ValueError("sweep: every member must read the same data (one DataConfig)")
+    quiet = quiet or not distributed.is_main()  # under jax.distributed, process 0 speaks for all
     log = None if quiet else (lambda m: print(m, file=sys.stderr, flush=True))
-    board = run(configs, load_data(base.data, quiet=quiet), args.out, resume=args.resume, mesh=mesh, log=log)
+    board = run(configs, load_data(configs[0].data, quiet=quiet), out, resume=resume, mesh=mesh, log=log)
     top = [{k: b[k] for k in LEADERBOARD} for b in board[:5]]
-    return {"out": args.out, "members": len(board), "groups": len({b["group"] for b in board}), "top": top}
+    return {"out": str(out), "members": len(board), "groups": len({b["group"] for b in board}), "top": top}
