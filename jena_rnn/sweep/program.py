@@ -205,8 +205,8 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     steps = base.train.steps_per_epoch
 
     def one_epoch(host: SweepState):  # host copies in and out: the states may span processes
-        epoch, t0 = len(history) + 1, time.perf_counter()
         sw = distributed.place(host, mesh, stacked=True)
+        epoch, t0 = len(history) + 1, time.perf_counter()
         live, metrics = sweep_epoch(sw.train, series, rates, sw.active)
         losses = distributed.to_host(metrics["loss"]).mean(axis=1)  # blocks until the epoch is done
         t_train = time.perf_counter() - t0
@@ -245,7 +245,7 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     sw, history = loop.run_epochs(sw, history, one_epoch, epochs=int(epochs.max()), steps=steps, run_dir=group_dir,
                                   config={"members": [to_dict(c) for c in configs]}, log=log, line=line,
                                   until=lambda host: not np.asarray(host.active).any())
-    return sw, member_results(names, history)
+    return distributed.place(sw, mesh, stacked=True), member_results(names, history)  # on the mesh, as before
 
 
 def run(configs: list[Config], ds: data.Dataset, out: str | Path | None = None, *, names: list[str] | None = None,
