@@ -23,7 +23,7 @@ import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jena_rnn.runtime import distributed, loop, report, rundir
-from jena_rnn import data
+from jena_rnn import backend, data
 from jena_rnn.config import Config, config_from_saved, to_dict
 from jena_rnn.forecast.record import check_resume, stats_json
 from jena_rnn.runtime.state import TrainState, make_optimizer  # noqa: F401 -- public as train.TrainState
@@ -51,8 +51,29 @@ def init_state(config: Config, key: Array, in_features: int) -> TrainState:
     return TrainState(params, opt_state, jnp.zeros((), jnp.int32), k_run)
 
 
+def _is_mlp_kernel(path) -> bool:
+    keys = [getattr(k, "key", None) for k in path[-2:]]
+    return keys == ["hidden", "w"]
+
+
+def swap_mlp_kernel(tree: Any) -> Any:
+    """Swap the last two axes of the MLP's hidden kernel wherever ``tree`` holds it (its own inverse).
+
+    Applies to params and to the optimiser's copies of them (RMSprop's ``nu`` mirrors the params), and to a
+    sweep's stacked ``[S, ...]`` leaves; other leaves pass through. RMSprop is elementwise, so an update in
+    the swapped form is the swapped update.
+    """
+    return jax.tree_util.tree_map_with_path(lambda p, x: jnp.swapaxes(x, -1, -2) if _is_mlp_kernel(p) else x,
+                                            tree)
+
+
+def carries_transposed_kernel(config: Config) -> bool:
+    """Whether ``make_train_epoch`` carries this model's MLP kernel transposed (``backend``'s choice)."""
+    return config.model.kind == "mlp" and backend.carry_transposed_mlp_kernel()
+
+
 def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
-                    batch_sharding: Any = None, mesh: Mesh | None = None
+                    batch_sharding: Any = None, mesh: Mesh | None = None, transposed_kernel: bool = False
                     ) -> Callable[..., tuple[TrainState, dict]]:
     """Return the pure step ``(state, series [N, F], rates=None) -> (state, {"loss": []})`` (not jitted).
 
@@ -74,6 +95,10 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
     so the step is the single-device step up to float rounding, with or without dropout, whatever the
     number of devices (a run may be resumed on another device count).
     Raises ``ValueError`` if ``batch_size`` is not divisible by n.
+
+    ``transposed_kernel``: the state holds the MLP's hidden kernel swapped (``swap_mlp_kernel``), as
+    ``make_train_epoch`` carries it on backends that multiply that form faster; the loss swaps it back,
+    so the function computed is the same.
     """
     d, optimizer = config.data, make_optimizer(config.optim)
     lo, hi = bounds
@@ -84,6 +109,8 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
     def loss_fn(params, xs, y, key, rates, dropout_rows=None):
         if rates is not None:
             rates = [(rates[n, 0], rates[n, 1]) for n in range(rates.shape[0])]
+        if transposed_kernel:
+            params = swap_mlp_kernel(params)
         y_hat = apply_model(config.model, params, xs, key=key, train=True, target_col=target_col,
                             rates=rates, dropout_rows=dropout_rows)
         return mae(y_hat, y)
@@ -126,14 +153,18 @@ def make_train_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
                      batch_sharding: Any = None, mesh: Mesh | None = None):
     """Return ``train_epoch(state, series, rates=None) -> (state, {"loss": [steps_per_epoch]})``.
 
-    One ``lax.scan`` of ``make_train_step`` steps (``rates``, ``batch_sharding``, ``mesh``: see there).
+    One ``lax.scan`` of ``make_train_step`` steps (``rates``, ``batch_sharding``, ``mesh``: see there). Where
+    ``carries_transposed_kernel(config)``, the MLP's kernel is swapped once before the scan and back after
+    it: the state goes in and comes out in the stored ``[in, out]`` layout.
 
     Args:
       progress: optional host callback given the 1-based step within the epoch (a progress bar);
         called through ``jax.debug.callback``, so it costs one cheap host call per step.
       jit: wrap in ``jax.jit`` (sweeps pass False and jit their own vmapped version).
     """
-    step_fn = make_train_step(config, bounds, target_col, batch_sharding=batch_sharding, mesh=mesh)
+    transposed = carries_transposed_kernel(config)
+    step_fn = make_train_step(config, bounds, target_col, batch_sharding=batch_sharding, mesh=mesh,
+                              transposed_kernel=transposed)
     steps = config.train.steps_per_epoch
 
     def train_epoch(state: TrainState, series: Array, rates: Array | None = None):
@@ -146,7 +177,10 @@ def make_train_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
                 jax.lax.cond((i + 1) % every == 0, lambda: jax.debug.callback(progress, i + 1), lambda: None)
             return state, metrics
 
-        return jax.lax.scan(body, state, jnp.arange(steps))
+        if not transposed:
+            return jax.lax.scan(body, state, jnp.arange(steps))
+        state, metrics = jax.lax.scan(body, swap_mlp_kernel(state), jnp.arange(steps))
+        return swap_mlp_kernel(state), metrics
 
     return jax.jit(train_epoch) if jit else train_epoch
 
