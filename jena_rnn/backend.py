@@ -80,6 +80,17 @@ def scan_policy(*, hoist_input: bool | None = None, remat: bool | None = None,
     return for_backend(name() if backend is None else backend).replace(hoist_input=hoist_input, remat=remat)
 
 
+# XLA:CPU multiplies the MLP's [T*F, units] hidden kernel faster when it is held transposed: a training
+# epoch carries it as ``w_t`` through its scan and stores the plain ``[in, out]`` form (forecast.train).
+# RESULTS.md "The MLP's kernel back in [in, out]" (benchmarks/bench_mlp.py, "w stored, w_t in the scan").
+CARRY_TRANSPOSED_MLP_KERNEL = {"cpu": True}
+
+
+def carry_transposed_mlp_kernel(backend: str | None = None) -> bool:
+    """Whether a training epoch carries the MLP's hidden kernel transposed on ``backend`` (None = ``name()``)."""
+    return CARRY_TRANSPOSED_MLP_KERNEL.get(name() if backend is None else backend, False)
+
+
 @dataclass(frozen=True, kw_only=True)
 class SweepPolicy:
     """How the sweep compiles its vmapped members; none of these changes the values computed.

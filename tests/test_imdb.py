@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from jena_rnn import cli, imdb
-from jena_rnn.imdb import classifier
 from jena_rnn.nn import rnn
 from jena_rnn.data import text
 from jena_rnn.config import LayerConfig, OptimConfig
@@ -181,7 +180,7 @@ def test_bce_with_logits_matches_numpy_and_is_stable():
     assert float(imdb.accuracy(jnp.asarray([2.0, -1.0, 0.5]), jnp.asarray([1.0, 1.0, 0.0]))) == pytest.approx(1 / 3)
     # the weighted count that training and evaluation add up: right, wrong (weight 2), wrong, right (weight 0)
     w = jnp.asarray([1.0, 2.0, 1.0, 0.0])
-    assert float(classifier.correct(jnp.asarray([2.0, -1.0, 0.5, -3.0]), jnp.asarray([1.0, 1.0, 0.0, 0.0]), w)) == 1.0
+    assert float(imdb.correct(jnp.asarray([2.0, -1.0, 0.5, -3.0]), jnp.asarray([1.0, 1.0, 0.0, 0.0]), w)) == 1.0
 
 
 def polarity(tokens):

@@ -13,7 +13,7 @@ from jena_rnn import data
 from jena_rnn.forecast import train
 from jena_rnn.config import LayerConfig, ModelConfig, OptimConfig, TrainConfig
 
-from tiny import TINY_DATA, tiny_config
+from tiny import TINY_DATA, tiny_config, with_model
 
 TIMING = {"train_seconds", "step_ms", "epoch_seconds"}
 
@@ -186,3 +186,28 @@ def test_naive_model_refuses_training(ds):
     config = dataclasses.replace(tiny_config(), model=ModelConfig(kind="naive", layers=()))
     with pytest.raises(ValueError, match="nothing to train"):
         train.fit(config, ds, log=None)
+
+
+def test_mlp_epoch_carrying_the_kernel_transposed_is_the_plain_epoch(ds, monkeypatch):
+    # the CPU epoch carries the MLP's kernel as w_t through its scan (backend's choice); it must train the
+    # very same function as the plain [in, out] epoch and hand the state back in the stored layout
+    config = with_model(tiny_config(steps=6), ModelConfig(kind="mlp", mlp_units=8))
+    state0 = train.init_state(config, jax.random.PRNGKey(3), ds.series.shape[1])
+    w = state0.params["hidden"]["w"]
+    assert w.shape[0] > w.shape[1]  # [T*F, units]
+    swapped = train.swap_mlp_kernel(state0)
+    assert swapped.params["hidden"]["w"].shape == w.shape[::-1]
+    nu = [x for p, x in jax.tree_util.tree_leaves_with_path(swapped.opt_state) if train._is_mlp_kernel(p)]
+    assert nu and all(x.shape == w.shape[::-1] for x in nu)  # the optimiser's copies swap with it
+    assert swapped.params["head"]["w"].shape == state0.params["head"]["w"].shape
+    out = {}
+    for carried in (True, False):
+        monkeypatch.setattr(train.backend, "CARRY_TRANSPOSED_MLP_KERNEL", {train.backend.name(): carried})
+        assert train.carries_transposed_kernel(config) is carried
+        out[carried] = train.make_train_epoch(config, ds.train, ds.target_col)(state0, ds.series)
+    (s_t, m_t), (s_p, m_p) = out[True], out[False]
+    assert s_t.params["hidden"]["w"].shape == w.shape
+    np.testing.assert_allclose(m_t["loss"], m_p["loss"], rtol=1e-5, atol=1e-7)
+    for a, b in zip(jax.tree.leaves(s_t), jax.tree.leaves(s_p)):
+        np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-4, atol=1e-6)
+    assert not np.allclose(s_p.params["hidden"]["w"], w)  # it did train

@@ -17,7 +17,7 @@ from jena_rnn.config import (ACTIVATIONS, CELLS, EVAL_MODES, LECTURE_MODELS, OPT
                              OptimConfig, TrainConfig)
 from jena_rnn.forecast import reproduce, runs
 from jena_rnn.imdb import IMDBConfig
-from jena_rnn.sweep import grid, program
+from jena_rnn.sweep import grid, search
 
 DESCRIPTION = "The jena-rnn command line: flags become a Config, then one library function runs."
 EXPERIMENTS_OUT = "runs/experiments"  # parent of an experiments/<name>.py script's run directory
@@ -170,7 +170,7 @@ def add_sweep(sub) -> None:
     w.add_argument("--steps-per-epoch", type=v.positive_int, help=f"batches per epoch (default {tr.steps_per_epoch})")
     w.add_argument("--patience", type=v.positive_int,
                    help=f"early stopping patience per member (default {shown(tr.patience)})")
-    w.add_argument("--mesh", default=keyword_default(program.run_search, "mesh"), help="devices: sweep=N,data=M "
+    w.add_argument("--mesh", default=keyword_default(search.run_search, "mesh"), help="devices: sweep=N,data=M "
                    "(one may be -1 = the rest), or none; default %(default)s = the members split over every "
                    "local device (on a CPU: one per core), or every device of the job under --distributed")
     add_distributed_args(w)

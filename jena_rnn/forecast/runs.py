@@ -17,7 +17,7 @@ import numpy as np
 
 from jena_rnn.runtime import checkpoint, distributed, rundir
 from jena_rnn import backend, data
-from jena_rnn.forecast import train as training
+from jena_rnn.forecast import record, train as training
 from jena_rnn.data import load_table
 from jena_rnn.config import Config, DataConfig, ModelConfig, config_from_saved
 from jena_rnn.nn.models import apply_model, count_params
@@ -141,7 +141,7 @@ def _check_against_checkpoint(run_dir: Path, config: Config, meta: dict) -> None
     differ (a resumed run extends it).
     """
     try:
-        diff = training.config_changes(config, meta.get("config"), f"checkpoint epoch {meta.get('epoch')} of {run_dir}")
+        diff = record.config_changes(config, meta.get("config"), f"checkpoint epoch {meta.get('epoch')} of {run_dir}")
     except ValueError:
         return  # an older or foreign meta: config.json was already validated on its own
     if diff:
@@ -184,7 +184,7 @@ def load_run(run_dir: str | Path, which="best", data_path: str | None = None):
     _check_columns(ds.source, ds.columns, stats)
     if not (np.array_equal(ds.stats.mean, saved.mean) and np.array_equal(ds.stats.std, saved.std)):
         ds = data.load_dataset(config.data, stats=saved)  # another file: the run's statistics, never its own
-    diff = training.data_differences(stats, ds)
+    diff = record.data_differences(stats, ds)
     like = training.init_state(config, jax.random.PRNGKey(0), ds.series.shape[1])
     state, meta = checkpoint.restore(run_dir, like, which=which)
     _check_against_checkpoint(run_dir, trained, meta)

@@ -23,8 +23,9 @@ import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
 from jena_rnn.runtime import distributed, loop, report, rundir
-from jena_rnn import data
+from jena_rnn import backend, data
 from jena_rnn.config import Config, config_from_saved, to_dict
+from jena_rnn.forecast.record import check_resume, stats_json
 from jena_rnn.runtime.state import TrainState, make_optimizer  # noqa: F401 -- public as train.TrainState
 from jena_rnn.nn.models import apply_model, init_model
 
@@ -50,8 +51,29 @@ def init_state(config: Config, key: Array, in_features: int) -> TrainState:
     return TrainState(params, opt_state, jnp.zeros((), jnp.int32), k_run)
 
 
+def _is_mlp_kernel(path) -> bool:
+    keys = [getattr(k, "key", None) for k in path[-2:]]
+    return keys == ["hidden", "w"]
+
+
+def swap_mlp_kernel(tree: Any) -> Any:
+    """Swap the last two axes of the MLP's hidden kernel wherever ``tree`` holds it (its own inverse).
+
+    Applies to params and to the optimiser's copies of them (RMSprop's ``nu`` mirrors the params), and to a
+    sweep's stacked ``[S, ...]`` leaves; other leaves pass through. RMSprop is elementwise, so an update in
+    the swapped form is the swapped update.
+    """
+    return jax.tree_util.tree_map_with_path(lambda p, x: jnp.swapaxes(x, -1, -2) if _is_mlp_kernel(p) else x,
+                                            tree)
+
+
+def carries_transposed_kernel(config: Config) -> bool:
+    """Whether ``make_train_epoch`` carries this model's MLP kernel transposed (``backend``'s choice)."""
+    return config.model.kind == "mlp" and backend.carry_transposed_mlp_kernel()
+
+
 def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
-                    batch_sharding: Any = None, mesh: Mesh | None = None
+                    batch_sharding: Any = None, mesh: Mesh | None = None, transposed_kernel: bool = False
                     ) -> Callable[..., tuple[TrainState, dict]]:
     """Return the pure step ``(state, series [N, F], rates=None) -> (state, {"loss": []})`` (not jitted).
 
@@ -73,6 +95,10 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
     so the step is the single-device step up to float rounding, with or without dropout, whatever the
     number of devices (a run may be resumed on another device count).
     Raises ``ValueError`` if ``batch_size`` is not divisible by n.
+
+    ``transposed_kernel``: the state holds the MLP's hidden kernel swapped (``swap_mlp_kernel``), as
+    ``make_train_epoch`` carries it on backends that multiply that form faster; the loss swaps it back,
+    so the function computed is the same.
     """
     d, optimizer = config.data, make_optimizer(config.optim)
     lo, hi = bounds
@@ -83,6 +109,8 @@ def make_train_step(config: Config, bounds: tuple[int, int], target_col: int, *,
     def loss_fn(params, xs, y, key, rates, dropout_rows=None):
         if rates is not None:
             rates = [(rates[n, 0], rates[n, 1]) for n in range(rates.shape[0])]
+        if transposed_kernel:
+            params = swap_mlp_kernel(params)
         y_hat = apply_model(config.model, params, xs, key=key, train=True, target_col=target_col,
                             rates=rates, dropout_rows=dropout_rows)
         return mae(y_hat, y)
@@ -125,14 +153,18 @@ def make_train_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
                      batch_sharding: Any = None, mesh: Mesh | None = None):
     """Return ``train_epoch(state, series, rates=None) -> (state, {"loss": [steps_per_epoch]})``.
 
-    One ``lax.scan`` of ``make_train_step`` steps (``rates``, ``batch_sharding``, ``mesh``: see there).
+    One ``lax.scan`` of ``make_train_step`` steps (``rates``, ``batch_sharding``, ``mesh``: see there). Where
+    ``carries_transposed_kernel(config)``, the MLP's kernel is swapped once before the scan and back after
+    it: the state goes in and comes out in the stored ``[in, out]`` layout.
 
     Args:
       progress: optional host callback given the 1-based step within the epoch (a progress bar);
         called through ``jax.debug.callback``, so it costs one cheap host call per step.
       jit: wrap in ``jax.jit`` (sweeps pass False and jit their own vmapped version).
     """
-    step_fn = make_train_step(config, bounds, target_col, batch_sharding=batch_sharding, mesh=mesh)
+    transposed = carries_transposed_kernel(config)
+    step_fn = make_train_step(config, bounds, target_col, batch_sharding=batch_sharding, mesh=mesh,
+                              transposed_kernel=transposed)
     steps = config.train.steps_per_epoch
 
     def train_epoch(state: TrainState, series: Array, rates: Array | None = None):
@@ -145,7 +177,10 @@ def make_train_epoch(config: Config, bounds: tuple[int, int], target_col: int, *
                 jax.lax.cond((i + 1) % every == 0, lambda: jax.debug.callback(progress, i + 1), lambda: None)
             return state, metrics
 
-        return jax.lax.scan(body, state, jnp.arange(steps))
+        if not transposed:
+            return jax.lax.scan(body, state, jnp.arange(steps))
+        state, metrics = jax.lax.scan(body, swap_mlp_kernel(state), jnp.arange(steps))
+        return swap_mlp_kernel(state), metrics
 
     return jax.jit(train_epoch) if jit else train_epoch
 
@@ -194,57 +229,6 @@ def evaluate_split(config: Config, params: dict, ds: data.Dataset, split: str = 
     series, params = distributed.place((ds.series, params), mesh, stacked=False)
     total, count = make_evaluate(config, ds.target_col, model=model, mesh=mesh)(params, series, rows, valid)
     return float(total) / max(int(count), 1)
-
-
-# how a forecaster's resume refusal names the fingerprint's fields (``rundir.data_differences``)
-FINGERPRINT_LABELS = {"sha256": "content", "mean": "statistics (training mean/std)",
-                      "std": "statistics (training mean/std)"}
-
-
-def stats_json(ds: data.Dataset) -> dict:
-    """The run's ``stats.json``: columns, target, source, training mean/std, splits and the data fingerprint."""
-    return {"columns": list(ds.columns), "target_col": int(ds.target_col), "source": ds.source,
-            "mean": [float(x) for x in ds.stats.mean], "std": [float(x) for x in ds.stats.std],
-            "train": list(ds.train), "val": list(ds.val), "test": list(ds.test), "fingerprint": ds.fingerprint}
-
-
-def data_record(stats: dict) -> dict:
-    """What identifies the training data in a ``stats.json``: its fingerprint, with the column names.
-
-    A ``stats.json`` written before the fingerprint existed records only the column names and the
-    training statistics (``rundir.data_differences`` then reports the rest as unchecked).
-    """
-    fingerprint = stats.get("fingerprint")
-    if isinstance(fingerprint, dict):
-        return {**fingerprint, "columns": stats.get("columns")}
-    return {"columns": stats.get("columns"), "mean": stats.get("mean"), "std": stats.get("std")}
-
-
-def data_differences(saved: dict, ds: data.Dataset) -> list[str] | None:
-    """How ``ds`` differs from the training data recorded in a run's ``stats.json`` (``saved``).
-
-    Returns:
-      [] when the same; else what differs, e.g. ``["rows (4000 -> 3000)", "content (SHA-256 ...)"]``;
-      None when ``saved`` has no fingerprint (written before it existed) and the columns and training
-      statistics it does record agree, so the rest cannot be checked.
-    """
-    diff, unchecked = rundir.data_differences(data_record(saved), data_record(stats_json(ds)), FINGERPRINT_LABELS)
-    return diff if diff or not unchecked else None
-
-
-def check_resume(run_dir: Path, config_now: dict, config_saved: dict, ds: data.Dataset, *,
-                 ignore: tuple[str, ...] = ()) -> None:
-    """``rundir.check_resume`` of a run directory whose data are recorded in ``stats.json`` (forecasts, sweeps).
-
-    A ``stats.json`` without a fingerprint (written before it existed) resumes with a warning that the
-    data cannot be checked (its columns and training statistics are still compared).
-    """
-    saved = rundir.read_stats(run_dir, missing_ok=True)
-    rundir.check_resume(run_dir, config_now=config_now, config_saved=config_saved, ignore=ignore,
-                        fingerprint_now=data_record(stats_json(ds)),
-                        fingerprint_saved=None if saved is None else data_record(saved),
-                        where=Path(run_dir) / rundir.STATS, labels=FINGERPRINT_LABELS,
-                        sources=((saved or {}).get("source"), ds.source))
 
 
 def mae_metrics(train_mae: float, val_mae: float, scale: float) -> dict:
@@ -318,11 +302,3 @@ def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
                            patience=config.train.patience, hint="Try a lower --lr.")
 
 
-def config_changes(config: Config, saved: Any, where) -> list[str]:
-    """Sections in which ``config`` differs from a saved config dict (only ``train.epochs`` may grow).
-
-    ``saved`` is checked field by field first (``config_from_saved``, naming ``where``); fields added since
-    it was written take their defaults. The comparison is ``rundir.config_differences``.
-    """
-    saved = to_dict(config_from_saved(saved, where))
-    return rundir.config_differences(to_dict(config), saved, ignore=("train.epochs",))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jena_rnn.runtime import checkpoint, report, rundir
 from jena_rnn import data
-from jena_rnn.forecast import train
+from jena_rnn.forecast import record
 from jena_rnn.config import Config, to_dict
 
 LEADERBOARD = ("rank", "member", "group", "structure", "lr", "rho", "dropout", "recurrent_dropout", "seed",
@@ -92,5 +92,5 @@ def export_member(mdir: Path, cfg: Config, best_state, result: dict, ds: data.Da
     # process 0 alone exports (sweep.run), from host copies: no barrier with the other processes
     checkpoint.save(mdir, best_state, epoch=epoch, history=history, config=to_dict(cfg), is_best=True,
                     collective=False)
-    rundir.write_stats(mdir, train.stats_json(ds))
+    rundir.write_stats(mdir, record.stats_json(ds))
     report.write_history(mdir, history)
