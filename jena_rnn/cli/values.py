@@ -39,15 +39,21 @@ def parse_splits(text: str) -> dict:
             for name, p in zip(("train", "val", "test"), parts)}
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: an integer > 0."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+def integer(lo: int, hi: int | None, what: str):
+    """An argparse type: an integer in [lo, hi) (``hi=None``: no upper bound); ``what`` names it in errors."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if v < lo or (hi is not None and v >= hi):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+        return v
+    return parse
+
+
+positive_int = integer(1, None, "a positive integer")
+seed = integer(*SEED_RANGE, f"an integer seed in [{SEED_RANGE[0]}, {SEED_RANGE[1]})")
 
 
 def number(lo: float, hi: float, what: str, *, lo_open: bool = False, hi_open: bool = True):
@@ -70,17 +76,6 @@ def path(text: str) -> str:
     return text
 
 
-def seed(text: str) -> int:
-    """An argparse type: an integer seed in ``config.SEED_RANGE``."""
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer seed, got {text!r}") from None
-    if not SEED_RANGE[0] <= v < SEED_RANGE[1]:
-        raise argparse.ArgumentTypeError(f"expected a seed in [{SEED_RANGE[0]}, {SEED_RANGE[1]}), got {text!r}")
-    return v
-
-
 def nonempty(text: str) -> str:
     """An argparse type: any text but the empty string."""
     if not text:
@@ -88,15 +83,7 @@ def nonempty(text: str) -> str:
     return text
 
 
-def rate(text: str) -> float:
-    """An argparse type: a dropout rate in [0, 1)."""
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}") from None
-    if not 0.0 <= v < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a rate in [0, 1), got {text!r}")
-    return v
+rate = number(0.0, 1.0, "a rate in [0, 1)")  # dropout rates
 
 
 def columns(text: str) -> tuple[str, ...]:

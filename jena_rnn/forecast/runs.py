@@ -44,7 +44,8 @@ def resolve_mesh(config: Config, mesh="auto"):
 
     That is every local device that divides the batch, or every device of the job under several
     processes. In one process the MLP and the naive model stay on one device (the MLP's step is slower
-    split over CPU devices: 0.72 against 0.44 ms in benchmarks/LATEST.md's run J).
+    split over CPU devices: benchmarks/RESULTS.md, "The MLP's kernel stored transposed", bench_train's
+    data-parallel column).
     """
     if mesh != "auto":
         return mesh

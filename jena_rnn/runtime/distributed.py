@@ -15,7 +15,7 @@ Both together form a 2-D mesh (``{"sweep": 2, "data": 2}``): the vmap over membe
 On a CPU, XLA runs one program's small per-timestep operations on one core. Splitting the host into
 one JAX device per core (``use_cpu_cores``, done by the ``jena-rnn`` command unless
 ``JENA_RNN_CPU_DEVICES=1``) and training data-parallel over them (``auto_mesh``) puts every core on the
-recurrence: 1.8x faster per GRU(32) step on 2 cores (benchmarks/RESULTS.md, "Using every core").
+recurrence (benchmarks/RESULTS.md, "Every core, windows by phase, the GRU mask", item 1).
 
 Arrays are placed with ``jax.make_array_from_callback`` from host copies that every process computes
 identically (same seeds), which is also how they are placed across hosts. Only process 0 writes files.
@@ -144,8 +144,8 @@ def use_cpu_cores(n: int | None = None) -> int:
     return n
 
 
-# data parallelism splits a batch no finer. Measured on 2 cores only (GRU(32) step, 2 devices against 1:
-# 1.17x at 8 rows per device, 1.37x at 16, 1.53x at 32, 1.69x at 64; benchmarks/RESULTS.md); 16 keeps a
+# data parallelism splits a batch no finer: its gain shrinks with the rows each device gets (measured on
+# 2 cores only: benchmarks/RESULTS.md, "How finely data parallelism may split a batch"); 16 keeps a
 # margin for hosts with more devices, where every split adds a larger all-reduce
 MIN_ROWS_PER_DEVICE = 16
 

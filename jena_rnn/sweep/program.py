@@ -86,10 +86,10 @@ def _set_hypers(opt_state, cfg: Config):
 def member_rates(configs: list[Config]) -> np.ndarray | None:
     """Return ``rates [S, L, 2]`` (dropout, recurrent dropout per layer), or None if all are 0.
 
-    On a CPU, recurrent members get the array even when every rate is 0: each member then multiplies
-    by its own drawn masks of ones (``bernoulli(1.0)``; ``x * 1 == x``, so the values are unchanged),
-    which XLA:CPU compiles into a 1.2x faster vmapped GRU step than the mask-free program
-    (benchmarks/RESULTS.md "Sweeps").
+    Where ``backend.sweep_policy().traced_zero_rates`` (XLA:CPU), recurrent members get the array even
+    when every rate is 0: each member then multiplies by its own drawn masks of ones (``bernoulli(1.0)``;
+    ``x * 1 == x``, so the values are unchanged), which XLA:CPU compiles into a faster vmapped GRU step
+    than the mask-free program (the measurement: ``backend.SWEEP_CPU``).
     """
     rates = np.asarray([[(l.dropout, l.recurrent_dropout) for l in c.model.layers] for c in configs],
                        np.float32)
