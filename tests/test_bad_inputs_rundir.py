@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import types
 import warnings
 
 import jax
@@ -321,6 +322,21 @@ def test_damaged_latest_checkpoint_falls_back_to_the_newest_readable(run_dir, da
         _, _, _, meta = runs.load_run(run_dir, which="latest")
     assert meta["epoch"] == 2
     _no_traceback(capfd)
+
+
+def test_orbax_closed_loop_noise_after_damage_is_dropped_and_nothing_else(run_dir, monkeypatch):
+    # orbax failing on damaged files may leave tensorstore reads that call its closed event loop later;
+    # Python would print that as an "Exception ignored" traceback after our one warning line
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", seen.append)
+    _garbage(run_dir / "checkpoints" / "epoch_0003")
+    with pytest.warns(UserWarning, match=r"damaged checkpoint.*epoch_0003"):
+        runs.load_run(run_dir, which="latest")
+    closed, other = (types.SimpleNamespace(exc_value=e) for e in (RuntimeError("Event loop is closed"),
+                                                                     RuntimeError("something else")))
+    sys.unraisablehook(closed)
+    sys.unraisablehook(other)
+    assert seen == [other]
 
 
 # (a checkpoint of the older layout without files.json: tests/test_legacy_checkpoint.py)

@@ -17,6 +17,7 @@ import optax
 import pytest
 
 import _ckpt_writer as writer
+from jena_rnn import atomic
 from jena_rnn.runtime import checkpoint, report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -126,7 +127,7 @@ def test_leftovers_and_stray_directories_are_survivable(tmp_path):
     partial = root / "epoch_0003.orbax-checkpoint-tmp-1234" / "state"  # orbax's save that died half way
     partial.mkdir(parents=True)
     (partial / "garbage").write_bytes(b"\0" * 100)
-    ours = root / report.tmp_name("epoch_0003")  # the older layout's save of this process, left by a failure
+    ours = root / atomic.tmp_name("epoch_0003")  # the older layout's save of this process, left by a failure
     ours.mkdir()
     (root / ".tmp-epoch_0003-123-abc").mkdir()  # not the project's pattern: a user's, never deleted
     (root / "epoch_0009").mkdir()  # not produced by save, but an incomplete dir must be ignored
@@ -257,7 +258,7 @@ def test_the_one_atomic_writer_respects_the_umask_and_leaves_no_temporary(tmp_pa
     old = os.umask(0o022)
     try:
         report.write_json(tmp_path / "stats.json", {"a": 1})
-        report.write_atomic(tmp_path / "history.csv", "epoch\n1\n")
+        atomic.write_atomic(tmp_path / "history.csv", "epoch\n1\n")
     finally:
         os.umask(old)
     assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {"stats.json": 0o644,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import gzip
 import io
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from jena_rnn import atomic
 from jena_rnn.data.table import JENA_COLUMNS, JENA_TIME_FORMAT, Table
 
 MAGNUS_A, MAGNUS_B, MAGNUS_C = 6.1078, 17.08085, 234.175
@@ -168,7 +168,7 @@ def write_jena_csv(table: Table, path) -> Path:
 
 
 def default_table(cache_dir=None, n_rows: int = 420_551, seed: int = 0) -> Table:
-    """Return the synthetic default, generated once and cached as .npz (atomic temp file + os.replace).
+    """Return the synthetic default, generated once and cached as .npz (written by ``atomic.writer``).
 
     The cache directory is `cache_dir`, else ``$JENA_RNN_CACHE``, else ``~/.cache/jena_rnn``.
     """
@@ -184,13 +184,10 @@ def default_table(cache_dir=None, n_rows: int = 420_551, seed: int = 0) -> Table
                 raise ValueError(f"holds {cached.values.shape} values for columns {cached.columns}")
             return cached
         except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as e:
-            # the cache is this project's own file: a damaged one is rebuilt (os.replace below), never used
+            # the cache is this project's own file: a damaged one is rebuilt (replaced atomically), never used
             warnings.warn(f"{file}: damaged synthetic-data cache ({type(e).__name__}: {e}); generating it again",
                           stacklevel=2)
     table = synthetic_jena(n_rows, seed)
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".synthetic-", suffix=".npz")
-    with os.fdopen(fd, "wb") as f:
+    with atomic.writer(file) as f:
         np.savez(f, times=table.times.astype(np.int64), values=table.values, columns=np.array(table.columns))
-    os.replace(tmp, file)
     return table._replace(report=table.report | {"file": str(file), "cached": False})

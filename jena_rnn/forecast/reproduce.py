@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jax
 
+from jena_rnn import atomic
 from jena_rnn import backend as jena_backend
 from jena_rnn.runtime import report, rundir
 from jena_rnn.forecast import runs
@@ -191,10 +192,10 @@ def _reproduce(out: Path, data: DataConfig, names: list[str], *, quick: bool, qu
             print(f"== {name}", flush=True)
         rows.append(run_experiment(name, experiment_config(name, data, quick=quick), out / name,
                                    quick=quick, quiet=quiet))
-    report.write_atomic(out / "results.csv", report.history_csv(
+    atomic.write_atomic(out / "results.csv", report.history_csv(
         [{k: r.get(k) for k in COLUMNS} for r in rows], COLUMNS).encode())
     source = data.path or f"the synthetic Jena default (seed {data.synthetic_seed}, {data.synthetic_rows:,} rows)"
-    report.write_atomic(out / "results.md", results_markdown(rows, source=source, quick=quick, data=data).encode())
+    atomic.write_atomic(out / "results.md", results_markdown(rows, source=source, quick=quick, data=data).encode())
     naive = next((r["best_val_mae"] for r in rows if r["experiment"] == "naive"), None)
     plot_val_curves(out, [n for n in names if n not in ("naive", "imdb_lstm")], naive)
     return {"out": str(out), "experiments": names,

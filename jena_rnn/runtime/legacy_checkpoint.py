@@ -29,12 +29,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from jena_rnn.runtime import report
+from jena_rnn import atomic
 from jena_rnn.runtime.checkpoint_tree import Damaged, quiet_orbax, render
 from jena_rnn.runtime.report import read_json
 
 _PREFIX = "epoch_"
-_TMP_RE = re.compile(r"\.jena-rnn-tmp-.+\.(\d+)\.[0-9a-f]{32}")
 _KEY_RE = re.compile(r"\.([A-Za-z_]\w*)|\['((?:[^'\\]|\\.)*)'\]|\[(\d+)\]")
 
 
@@ -169,15 +168,14 @@ def make_room(root: Path, name: str) -> None:
     """Move an uncommitted old-layout directory ``name`` (newer than LATEST) out of a new save's way."""
     d = root / name
     if d.is_dir() and _complete(d) and int(name[len(_PREFIX):]) not in committed(root):
-        os.replace(d, root / report.tmp_name(f"old-{name}"))
+        os.replace(d, root / atomic.tmp_name(f"old-{name}"))
 
 
 def _stale(name: str) -> bool:
     """Whether ``name`` is one of the old layout's temporaries whose writer is gone (or is this process)."""
-    m = _TMP_RE.fullmatch(name)
-    if m is None:
+    pid = atomic.tmp_pid(name)
+    if pid is None:
         return False
-    pid = int(m.group(1))
     if pid == os.getpid():  # saves are synchronous: one of ours is left over from an earlier failure
         return True
     try:

@@ -1,8 +1,7 @@
-"""Run artefacts for people: the one atomic writer, JSON files, history CSV, plots, log lines, a progress bar.
+"""Run artefacts for people: JSON files, history CSV, plots, log lines, a progress bar.
 
-Every file is written atomically (a temporary file in the same folder, then ``os.replace``), so a
-crash never leaves a half-written history or plot behind: ``write_atomic`` is the project's only
-writer, ``save_figure`` its only figure saver. Which file of a run directory holds what is
+Every file is written atomically (``jena_rnn.atomic.write_atomic``, the project's one writer), so a
+crash never leaves a half-written history or plot behind; ``save_figure`` is the only figure saver. Which file of a run directory holds what is
 ``jena_rnn.runtime.rundir``'s business.
 """
 from __future__ import annotations
@@ -10,47 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import sys
 import time
-import uuid
 from pathlib import Path
+
+from jena_rnn.atomic import write_atomic
 
 HISTORY_FIELDS = ("epoch", "train_mae", "val_mae", "train_mae_degC", "val_mae_degC",
                   "train_seconds", "step_ms", "epoch_seconds")
-
-
-TMP_PREFIX = ".jena-rnn-tmp-"  # the project's own temporary files (checkpoint.py prunes stale ones by this)
-
-
-def tmp_name(what: str) -> str:
-    """A temporary name that cannot be a user's: the project tag, what it is, this pid and a uuid."""
-    return f"{TMP_PREFIX}{what}.{os.getpid()}.{uuid.uuid4().hex}"
-
-
-def write_atomic(path: str | Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file beside it, fsync, ``os.replace``, fsync the folder.
-
-    The one atomic writer of the project: a reader sees the old file or the new one, never a part. The
-    file gets the user's umask (as any file the process creates); the temporary is removed on failure.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(tmp_name(path.name))
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # make the rename itself durable
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _plain(obj):

@@ -13,13 +13,13 @@ Layout (every task; a file only some tasks write says whose)::
       history.json         one row per epoch (``write_history``; rewritten with every checkpoint)
       history.csv          the same as a table, and its plot (forecast ``loss.png``, imdb ``history.png``),
                            both ``report.write_history``'s
-      checkpoints/         ``jena_rnn.runtime.checkpoint``'s: LATEST, BEST, epoch_NNNN/
+      checkpoints/         ``jena_rnn.runtime.checkpoint``'s: orbax's epoch_NNNN/ steps (older runs: LATEST, BEST)
 
 A data fingerprint is a flat dict (row counts, a SHA-256 of the data, statistics, ...) that a run
 records when it starts; ``check_resume`` is the one check that a run is continued with the
 configuration and the data it was started with (``config_differences``, ``data_differences``),
 used by the forecaster, the IMDB classifier and sweeps. Every file is written with
-``report.write_json`` (atomic) and read with ``report.read_json`` (one error naming the file).
+``report.write_json`` (atomic: ``jena_rnn.atomic``) and read with ``report.read_json`` (one error naming the file).
 """
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ import csv
 import io
 from pathlib import Path
 
+from jena_rnn import atomic
 from jena_rnn.runtime import checkpoint, report, rundir
 from jena_rnn import data
 from jena_rnn.forecast import record
@@ -24,12 +25,12 @@ def write_leaderboard(out: Path, board: list[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=LEADERBOARD, extrasaction="ignore", lineterminator="\n")
     w.writeheader()
     w.writerows(board)
-    report.write_atomic(out / "results.csv", buf.getvalue().encode())
+    atomic.write_atomic(out / "results.csv", buf.getvalue().encode())
     lines = ["| " + " | ".join(LEADERBOARD) + " |", "|" + "---|" * len(LEADERBOARD)]
     lines += ["| " + " | ".join(_fmt(b[c]) for c in LEADERBOARD) + " |" for b in board]
     text = (f"# Sweep leaderboard ({len(board)} members)\n\nSorted by best validation MAE; "
             "`best_val_mae` is normalised, `_degC` in the target's units.\n\n" + "\n".join(lines) + "\n")
-    report.write_atomic(out / "results.md", text.encode())
+    atomic.write_atomic(out / "results.md", text.encode())
     plot_curves(board, out / "val_curves.png")
 
 
