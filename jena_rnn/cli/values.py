@@ -53,7 +53,7 @@ def integer(lo: int, hi: int | None, what: str):
 
 
 positive_int = integer(1, None, "a positive integer")
-seed = integer(*SEED_RANGE, f"an integer seed in [{SEED_RANGE[0]}, {SEED_RANGE[1]})")
+seed = integer(*SEED_RANGE, f"a seed in [{SEED_RANGE[0]}, {SEED_RANGE[1]})")
 
 
 def number(lo: float, hi: float, what: str, *, lo_open: bool = False, hi_open: bool = True):
