@@ -25,6 +25,17 @@ def tmp_pid(name: str) -> int | None:
 _TMP_RE = re.compile(re.escape(TMP_PREFIX) + r".+\.(\d+)\.[0-9a-f]{32}")
 
 
+def pid_alive(pid) -> bool:
+    """Whether process ``pid`` may be alive: False only when it certainly is gone (not when it is not ours)."""
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, ValueError, TypeError):
+        return True  # exists but not ours, or not a pid: do not assume it is gone
+    return True
+
+
 def tmp_name(what: str) -> str:
     """A temporary name that cannot be a user's: the project tag, what it is, this pid and a uuid."""
     return f"{TMP_PREFIX}{what}.{os.getpid()}.{uuid.uuid4().hex}"

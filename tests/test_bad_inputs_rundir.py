@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import pytest
 
-from jena_rnn.runtime import checkpoint, loop
+from jena_rnn.runtime import checkpoint, loop, rundir
 from jena_rnn import cli, data
 from jena_rnn.forecast import runs, train
 
@@ -290,6 +290,11 @@ def _garbage(ckpt):
         f.write_bytes(os.urandom(f.stat().st_size))
 
 
+def _metrics(ckpt, text):
+    (ckpt / "metrics").mkdir(exist_ok=True)
+    (ckpt / "metrics" / "metrics").write_text(text)
+
+
 def _flip(ckpt):  # one byte: zstd may still decode, to wrong numbers
     f = _data_files(ckpt)[-1]
     b = bytearray(f.read_bytes())
@@ -312,6 +317,11 @@ DAMAGE = {
     "meta-binary": lambda c: (c / "meta" / "metadata").write_bytes(b"\x80abc"),
     "meta-not-json": lambda c: (c / "meta" / "metadata").write_text("nope"),
     "meta-without-digests": lambda c: (c / "meta" / "metadata").write_text('{"epoch": 3, "history": []}'),
+    # orbax's metrics item (the best-epoch record): orbax reads every step's when a manager opens
+    "metrics-not-json": lambda c: _metrics(c, "{not json"),
+    "metrics-empty": lambda c: _metrics(c, ""),
+    "metrics-other-key": lambda c: _metrics(c, "{}"),
+    "metrics-other-epoch": lambda c: _metrics(c, '{"best": 1}'),
 }
 
 
@@ -322,6 +332,18 @@ def test_damaged_latest_checkpoint_falls_back_to_the_newest_readable(run_dir, da
         _, _, _, meta = runs.load_run(run_dir, which="latest")
     assert meta["epoch"] == 2
     _no_traceback(capfd)
+
+
+def test_a_users_folder_holding_a_copied_run_is_no_run_folder(run_dir, tmp_path):
+    # only a study (reproduce) keeps runs in subfolders; a train run would overwrite the user's config.json
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "config.json").write_text('{"mine": true}')
+    shutil.copytree(run_dir, work / "oldrun")
+    with pytest.raises(FileExistsError, match=r"work: holds files that are not a jena-rnn run \(config.json"):
+        rundir.check_folder(work, "forecast")
+    rundir.check_folder(work, "reproduce")  # a study of runs is still accepted
+    assert (work / "config.json").read_text() == '{"mine": true}'
 
 
 def test_orbax_closed_loop_noise_after_damage_is_dropped_and_nothing_else(run_dir, monkeypatch):
@@ -355,6 +377,23 @@ def test_damaged_best_falls_back_to_the_newest_readable(run_dir):
     want = 3 if best != 3 else 2
     with pytest.warns(UserWarning, match=f"epoch_{best:04d}.*falling back .* epoch {want}"):
         assert runs.load_run(run_dir, which="best")[3]["epoch"] == want
+
+
+@pytest.mark.parametrize("text", ["{not json", '{"best": 1}'])
+def test_a_damaged_best_record_names_it_falls_back_and_training_goes_on(run_dir, base, text, capfd):
+    # one step's damaged metrics file must not stop orbax's manager for every other step (it reads them all)
+    best = checkpoint.best(run_dir)
+    _metrics(run_dir / "checkpoints" / f"epoch_{best:04d}", text)
+    with pytest.warns(UserWarning, match=f"epoch_{best:04d}/metrics/metrics.*falling back"):
+        assert runs.load_run(run_dir, which="best")[3]["epoch"] != best
+    config = dataclasses.replace(base[1], train=dataclasses.replace(base[1].train, epochs=4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, history = train.fit(config, data.load_dataset(config.data), run_dir, resume=True, log=None)
+    assert [h["epoch"] for h in history] == [1, 2, 3, 4] and checkpoint.latest(run_dir) == 4
+    kept = (run_dir / "checkpoints" / f"epoch_{best:04d}").is_dir()  # a damaged one is never deleted:
+    assert kept or list((run_dir / "checkpoints").glob(f"damaged-epoch_{best:04d}.*"))  # kept, or set aside
+    _no_traceback(capfd)
 
 
 # (LATEST/BEST pointers exist in the older layout only: tests/test_legacy_checkpoint.py)

@@ -33,14 +33,16 @@ into place, the latest (tests/test_checkpoint.py kills a writer at each stage an
 Orbax does not fsync (no call to it outside its experimental v1 API), so this is safety against
 a killed process, not a power loss; a torn step after one shows as damage (below). `save` never
 overwrites a committed epoch: it raises `FileExistsError`. One writer per run directory is assumed
-(`jena_rnn.runtime.loop.lock_run` enforces it).
+(`jena_rnn.runtime.rundir.lock` enforces it).
 
 What is deleted: orbax's own old steps (the policy above), its own temporaries (``cleanup_tmp_directories``
 when a save starts), and the old layout's stale temporaries (`legacy_checkpoint.prune_stale`). Anything
 else in the run directory or in `checkpoints/` (a user's `.tmp-notes`, a stray `epoch_0009/`) is not.
 
 Damage. Orbax's zstd chunks can decode silently to wrong numbers after a flipped byte, so every leaf's
-SHA-256 is recorded at save time and checked after the restore. A checkpoint that is unreadable, truncated
+SHA-256 is recorded at save time and checked after the restore. Orbax reads every step's metrics item
+when a manager opens, so a step whose best-epoch record is damaged is hidden from orbax and counted as
+damaged here (`orbax_checkpoint.metrics_problem`). A checkpoint that is unreadable, truncated
 or altered is skipped with a warning naming it: `restore` falls back to the newest readable checkpoint
 (also for ``which="best"``), and raises one clear error naming the run directory and every damaged
 checkpoint only when none is readable.
@@ -83,7 +85,7 @@ def _dir_name(epoch: int) -> str:
 def _epochs(run_dir: Path, *, warn: bool = False) -> dict[int, str]:
     """{epoch: "orbax" or "legacy"} of every committed checkpoint, ascending."""
     root = Path(run_dir) / _CKPT
-    new = orbax.steps(root)[0]
+    new = orbax.steps(root)[0] + list(orbax.hidden(root))  # hidden ones are damaged: restore skips them
     old = legacy.committed(root, warn=warn and not new)
     return dict(sorted({**{e: "legacy" for e in old}, **{e: "orbax" for e in new}}.items()))
 
@@ -223,7 +225,10 @@ def _restore_readable(run_dir: Path, like: Any, which, *, resume: bool = False
         if first is None and epochs:
             warnings.warn(f"{run_dir / _CKPT}: no best checkpoint; using the newest readable checkpoint "
                           "instead", stacklevel=3)
-        candidates = ([] if first is None else [first]) + [e for e in newest if e != first]
+        # a damaged step newer than the best found may have been the best (its record is what is damaged)
+        suspect = [e for e in sorted(orbax.hidden(run_dir / _CKPT), reverse=True) if first is None or e > first]
+        candidates = suspect + ([] if first is None else [first])
+        candidates += [e for e in newest if e not in candidates]
     elif isinstance(which, int) and not isinstance(which, bool):
         candidates = [which] if which in epochs else []
     else:

@@ -176,15 +176,8 @@ def _stale(name: str) -> bool:
     pid = atomic.tmp_pid(name)
     if pid is None:
         return False
-    if pid == os.getpid():  # saves are synchronous: one of ours is left over from an earlier failure
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # alive, someone else's
-        return False
-    return False
+    # saves are synchronous: one of this process's is left over from an earlier failure
+    return pid == os.getpid() or not atomic.pid_alive(pid)
 
 
 def prune_stale(root: Path) -> None:

@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
+from jena_rnn import atomic
 from jena_rnn.runtime import distributed
 
 _held: dict[str, list] = {}  # lock path -> [fd, depth, thread id]: re-entrant within one thread
@@ -44,16 +45,6 @@ def _holder(text: str) -> dict:
 def _describe(info: dict) -> str:
     return (f"pid {info.get('pid', '?')} on host {info.get('host', '?')} since {info.get('since', '?')}"
             if info else "an unknown holder (the lock file is empty or unreadable)")
-
-
-def _alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, ValueError, TypeError):
-        return True  # exists but not ours, or not a pid: do not assume it is gone
-    return True
 
 
 def acquire(path: Path) -> int:
@@ -88,7 +79,7 @@ def acquire(path: Path) -> int:
                 os.close(fd)
                 continue
             info = _holder(os.pread(fd, 4096, 0).decode("utf-8", "replace"))
-            if info and not flocked and (info.get("host") != me["host"] or _alive(info.get("pid"))):
+            if info and not flocked and (info.get("host") != me["host"] or atomic.pid_alive(info.get("pid"))):
                 raise FileExistsError(f"{path.parent} is in use by another training: {path} is held by "
                                       f"{_describe(info)} (no flock here, so a lock of a live process or of "
                                       "another host counts); remove the file if that training is gone")

@@ -8,6 +8,7 @@ epochs saved with ``is_best``.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import sys
 from pathlib import Path
@@ -27,24 +28,61 @@ def _rank(metrics: dict) -> float:
     return metrics["best"]
 
 
+def metrics_problem(step_dir: Path, epoch: int) -> str | None:
+    """Why ``step_dir``'s orbax metrics item is not the record ``write`` makes (``{"best": epoch}``), or None.
+
+    orbax reads every step's metrics when a manager opens, outside any restore, so one damaged file
+    would stop every checkpoint call; a step whose record is damaged (or edited to name another epoch)
+    is therefore hidden from orbax (``_Steps``) and reported as damaged by ``read`` and ``hidden``.
+    """
+    f = step_dir / "metrics" / "metrics"
+    if not (step_dir / "metrics").exists():
+        return None  # saved without is_best
+    try:
+        value = json.loads(f.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        return f"{f}: unreadable best-epoch record ({type(e).__name__})"
+    if value != {"best": epoch}:
+        return f"{f}: holds {value!r}, not this checkpoint's best-epoch record {{'best': {epoch}}}"
+    return None
+
+
+def _committed(step_dir: Path) -> bool:
+    return (step_dir / _COMMITTED).is_file()
+
+
+def hidden(root: Path) -> dict[int, str]:
+    """{epoch: why} of the committed steps in ``root`` hidden from orbax for a damaged metrics record."""
+    out = {}
+    for d in root.glob(f"{PREFIX}_*") if root.is_dir() else ():
+        digits = d.name[len(PREFIX) + 1:]
+        if d.is_dir() and digits.isdigit() and _committed(d):
+            why = metrics_problem(d, int(digits))
+            if why is not None:
+                out[int(digits)] = why
+    return out
+
+
 def _steps_format():
     import orbax.checkpoint as ocp
 
     @dataclasses.dataclass(frozen=True)
     class _Steps(ocp.step.NameFormat):
-        """orbax's ``epoch_NNNN`` steps, but only those with orbax's commit record: not the old layout's
-        directories (legacy_checkpoint) nor a stray ``epoch_0009/`` of someone else's."""
+        """orbax's ``epoch_NNNN`` steps, but only those with orbax's commit record (not the old layout's
+        directories, legacy_checkpoint, nor a stray ``epoch_0009/`` of someone else's) and a sound metrics
+        record (``metrics_problem``)."""
         inner: Any
 
         def build_name(self, step: int) -> str:
             return self.inner.build_name(step)
 
         def find_all(self, base_path):
-            return (m for m in self.inner.find_all(base_path) if (Path(m.path) / _COMMITTED).is_file())
+            return (m for m in self.inner.find_all(base_path)
+                    if _committed(Path(m.path)) and metrics_problem(Path(m.path), m.step) is None)
 
         def find_step(self, base_path, step: int):
             m = self.inner.find_step(base_path, step)
-            if not (Path(m.path) / _COMMITTED).is_file():
+            if not (_committed(Path(m.path)) and metrics_problem(Path(m.path), step) is None):
                 raise ValueError(f"no committed orbax step {step} in {base_path}")
             return m
 
@@ -118,6 +156,9 @@ def read(d: Path, epoch: int) -> tuple[dict[str, np.ndarray], dict]:
     """
     import orbax.checkpoint as ocp
 
+    why = metrics_problem(d, epoch)
+    if why is not None:
+        raise Damaged(why)
     args = ocp.args.Composite(state=ocp.args.PyTreeRestore(), meta=ocp.args.JsonRestore())
     try:
         with quiet_orbax(_READ), _manager(d.parent) as m:

@@ -73,8 +73,11 @@ def check_folder(run_dir: Path, kind: str | None = None) -> None:
     if not run_dir.is_dir():
         return
     entries = sorted(p.name for p in run_dir.iterdir())
-    nested = any((run_dir / e).is_dir() and any((run_dir / e / n).exists() for n in _OURS) for e in entries)
-    if entries and not nested and not any(name in entries for name in _OURS):  # nested: a study of runs
+    # a study (reproduce) holds runs as subfolders; any other kind of run writes its files at the top, so a
+    # folder of a user's files beside one copied run is no run of that kind
+    nested = kind in (None, "reproduce") and any(
+        (run_dir / e).is_dir() and any((run_dir / e / n).exists() for n in _OURS) for e in entries)
+    if entries and not nested and not any(name in entries for name in _OURS):
         shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
         raise FileExistsError(f"{run_dir}: holds files that are not a jena-rnn run ({shown}); the run would "
                               "overwrite them: choose a new or empty folder")
