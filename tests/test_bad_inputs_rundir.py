@@ -19,7 +19,7 @@ import jax
 import numpy as np
 import pytest
 
-from jena_rnn.runtime import checkpoint, loop, rundir
+from jena_rnn.runtime import checkpoint, rundir
 from jena_rnn import cli, data
 from jena_rnn.forecast import runs, train
 
@@ -104,32 +104,32 @@ def test_only_stale_temporaries_of_our_own_pattern_are_pruned(tmp_path):
 
 def test_a_second_writer_is_refused_at_once_naming_the_holder(tmp_path):
     errors = []
-    with loop.lock_run(tmp_path):
-        holder = json.loads((tmp_path / loop.LOCK).read_text())
+    with rundir.lock(tmp_path):
+        holder = json.loads((tmp_path / rundir.LOCK).read_text())
 
         def other():
             try:
-                with loop.lock_run(tmp_path):
+                with rundir.lock(tmp_path):
                     pass
             except FileExistsError as e:
                 errors.append(str(e))
         t = threading.Thread(target=other)
         t.start()
         t.join(timeout=30)
-        with loop.lock_run(tmp_path):  # the same thread again: re-entrant (imdb.run around imdb.fit)
+        with rundir.lock(tmp_path):  # the same thread again: re-entrant (imdb.run around imdb.fit)
             pass
-        assert (tmp_path / loop.LOCK).exists()
+        assert (tmp_path / rundir.LOCK).exists()
     assert len(errors) == 1 and f"pid {os.getpid()}" in errors[0] and holder["host"] in errors[0]
-    assert "since" in errors[0] and not (tmp_path / loop.LOCK).exists()
+    assert "since" in errors[0] and not (tmp_path / rundir.LOCK).exists()
 
 
 def test_a_stale_lock_of_a_dead_pid_is_taken_over_with_a_warning(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    (tmp_path / loop.LOCK).write_text(json.dumps({"pid": int(dead.stdout), "host": "here", "since": "then"}))
+    (tmp_path / rundir.LOCK).write_text(json.dumps({"pid": int(dead.stdout), "host": "here", "since": "then"}))
     with pytest.warns(UserWarning, match=f"taking over the stale lock .*pid {int(dead.stdout)} on host here"):
-        with loop.lock_run(tmp_path):
-            assert json.loads((tmp_path / loop.LOCK).read_text())["pid"] == os.getpid()
-    assert not (tmp_path / loop.LOCK).exists()
+        with rundir.lock(tmp_path):
+            assert json.loads((tmp_path / rundir.LOCK).read_text())["pid"] == os.getpid()
+    assert not (tmp_path / rundir.LOCK).exists()
 
 
 def test_the_lock_is_released_when_fit_returns_and_when_it_raises(run_dir, base):
@@ -137,13 +137,13 @@ def test_the_lock_is_released_when_fit_returns_and_when_it_raises(run_dir, base)
     ds = data.load_dataset(config.data)
     with pytest.raises(FileExistsError, match="already holds checkpoints"):
         train.fit(config, ds, run_dir, log=None)  # raises inside the lock
-    assert not (run_dir / loop.LOCK).exists()
+    assert not (run_dir / rundir.LOCK).exists()
     other = dataclasses.replace(config, optim=dataclasses.replace(config.optim, learning_rate=0.5))
     with pytest.raises(ValueError, match="configuration differs in"):
         train.fit(other, ds, run_dir, resume=True, log=None)
-    assert not (run_dir / loop.LOCK).exists()
+    assert not (run_dir / rundir.LOCK).exists()
     result = []
-    with loop.lock_run(run_dir):  # another writer (thread) holds it: fit is refused at once, naming it
+    with rundir.lock(run_dir):  # another writer (thread) holds it: fit is refused at once, naming it
         t = threading.Thread(target=lambda: result.append(
             _call(lambda: train.fit(config, ds, run_dir, resume=True, log=None))))
         t.start()
@@ -247,7 +247,7 @@ def test_resume_on_changed_data_is_refused(tmp_path, change, what):
     more = dataclasses.replace(config, train=dataclasses.replace(config.train, epochs=2))
     with pytest.raises(ValueError, match=f"cannot resume .*data differ .*{what}.*trained on .*jena.csv, now"):
         train.fit(more, data.load_dataset(more.data), tmp_path / "run", resume=True, log=None)
-    assert checkpoint.latest(tmp_path / "run") == 1 and not (tmp_path / "run" / loop.LOCK).exists()
+    assert checkpoint.latest(tmp_path / "run") == 1 and not (tmp_path / "run" / rundir.LOCK).exists()
 
 
 def test_resume_of_a_run_without_fingerprint_warns_it_cannot_check(run_dir, base):
@@ -503,7 +503,7 @@ def test_resume_with_damaged_run_files_names_the_file(run_dir, base, bad):
     config = dataclasses.replace(base[1], train=dataclasses.replace(base[1].train, epochs=4))
     with pytest.raises(ValueError, match=message):
         train.fit(config, data.load_dataset(config.data), run_dir, resume=True, log=None)
-    assert not (run_dir / loop.LOCK).exists()
+    assert not (run_dir / rundir.LOCK).exists()
 
 
 def test_damaged_history_json_does_not_stop_evaluate_or_resume(run_dir, base):
@@ -538,7 +538,7 @@ def test_the_current_folder_or_a_file_is_no_run_directory(tmp_path, base, monkey
 
 
 def test_a_new_run_directory_is_marked_as_ours(run_dir):
-    assert json.loads((run_dir / loop.MARKER).read_text())["written_by"] == "jena_rnn"
+    assert json.loads((run_dir / rundir.MARKER).read_text())["written_by"] == "jena_rnn"
 
 
 @pytest.mark.parametrize("field, value, match", [
@@ -595,7 +595,7 @@ def test_one_kind_of_run_never_writes_into_anothers_folder(run_dir, base, tmp_pa
     assert (run_dir / "stats.json").read_text() == stats
     other = tmp_path / "sweep_out"
     other.mkdir()
-    (other / loop.MARKER).write_text(json.dumps({"written_by": "jena_rnn", "kind": "sweep"}))
+    (other / rundir.MARKER).write_text(json.dumps({"written_by": "jena_rnn", "kind": "sweep"}))
     with pytest.raises(FileExistsError, match=r"sweep_out: holds a sweep run, not a forecast one"):
         train.fit(base[1], ds, other, log=None)
 
@@ -605,7 +605,7 @@ def test_a_sweep_without_its_manifest_is_not_resumed_unchecked(tmp_path, base):
 
     out = tmp_path / "sw"
     (out / "groups" / "g0").mkdir(parents=True)
-    (out / loop.MARKER).write_text(json.dumps({"written_by": "jena_rnn", "kind": "sweep"}))
+    (out / rundir.MARKER).write_text(json.dumps({"written_by": "jena_rnn", "kind": "sweep"}))
     with pytest.raises(ValueError, match=r"sw: holds trained groups but no sweep\.json"):
         sweep.run([base[1]], data.load_dataset(base[1].data), out, resume=True, log=None)
 

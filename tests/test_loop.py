@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from jena_rnn.runtime import checkpoint, loop
+from jena_rnn.runtime import checkpoint, loop, rundir
 
 
 def scripted(scores, key="val"):
@@ -96,6 +96,6 @@ def test_a_run_directory_needs_its_config():
 
 
 def test_config_differences_treats_tuples_as_lists_and_ignores_keys():
-    assert loop.config_differences({"a": (1, 2), "b": 1, "e": 3}, {"a": [1, 2], "b": 2, "e": 4},
+    assert rundir.config_differences({"a": (1, 2), "b": 1, "e": 3}, {"a": [1, 2], "b": 2, "e": 4},
                                    ignore=("e",)) == ["b"]
-    assert loop.config_differences({"a": 1}, {"c": 1}) == ["a", "c"]
+    assert rundir.config_differences({"a": 1}, {"c": 1}) == ["a", "c"]

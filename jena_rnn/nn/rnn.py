@@ -24,11 +24,6 @@ MERGE = {"concat": lambda a, b: jnp.concatenate([a, b], axis=-1), "sum": lambda 
          "ave": lambda a, b: (a + b) / 2, "mul": lambda a, b: a * b}
 
 
-def default_remat() -> bool:
-    """Return this backend's ``remat`` choice (old name; ``backend.for_backend(backend.name()).remat``)."""
-    return backend.for_backend(backend.name()).remat
-
-
 def _is_number(rate) -> bool:
     return isinstance(rate, (int, float))
 

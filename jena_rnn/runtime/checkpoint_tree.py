@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,35 @@ def quiet_orbax(level=None):
         absl_logging.set_verbosity(old)
         for lg, lv in zip(loggers, before):
             lg.setLevel(lv)
+
+
+def _quiet_closed_loop() -> None:
+    """Drop Python's "Exception ignored ... Event loop is closed" report from here on (installed once).
+
+    When orbax fails on a damaged file, tensorstore's reads still in flight may call back into the event
+    loop orbax has already closed, and Python prints that traceback to stderr at some later moment. The
+    checkpoint is reported as damaged already (one warning line), so the traceback is noise; every other
+    unraisable exception still reaches the previous hook.
+    """
+    previous = sys.unraisablehook
+    if getattr(previous, "jena_rnn_closed_loop", False):
+        return
+
+    def hook(unraisable) -> None:
+        exc = unraisable.exc_value
+        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
+            return
+        previous(unraisable)
+
+    hook.jena_rnn_closed_loop = True
+    sys.unraisablehook = hook
+
+
+def unreadable(where: Path, error: Exception) -> Damaged:
+    """The ``Damaged`` for files orbax could not read: ``where`` and the first line of its error."""
+    _quiet_closed_loop()
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+    return Damaged(f"{where} is unreadable ({type(error).__name__}: {first})")
 
 
 def render(names) -> str:

@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 from jena_rnn import atomic
-from jena_rnn.runtime.checkpoint_tree import Damaged, quiet_orbax, render
+from jena_rnn.runtime.checkpoint_tree import Damaged, quiet_orbax, render, unreadable
 from jena_rnn.runtime.report import read_json
 
 _PREFIX = "epoch_"
@@ -153,8 +153,7 @@ def read(d: Path) -> tuple[dict[str, np.ndarray], dict]:
             with quiet_orbax(logging.CRITICAL + 1):
                 loaded = reader.restore((d / "state").absolute(), args=args)
         except Exception as e:  # noqa: BLE001 -- whatever orbax/tensorstore raise, the files are unreadable
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-            raise Damaged(f"{d / 'state'} is unreadable ({type(e).__name__}: {first})") from None
+            raise unreadable(d / "state", e) from None
     saved = {}
     for i, (e, dtype) in enumerate(zip(entries, dtypes)):
         value = loaded.get(f"leaf_{i:04d}") if f"leaf_{i:04d}" in names else np.zeros(e["shape"], dtype)

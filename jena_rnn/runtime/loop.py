@@ -23,11 +23,6 @@ from typing import Any, Callable
 
 from jena_rnn.runtime import checkpoint, distributed, rundir
 
-# the run directory's names, at their home in ``rundir`` (kept here for older callers)
-LOCK, MARKER = rundir.LOCK, rundir.MARKER
-lock_run, check_run_folder, config_differences = rundir.lock, rundir.check_folder, rundir.config_differences
-
-
 class TrainingDiverged(FloatingPointError):
     """Raised when a loss becomes NaN or infinite; the last good checkpoint is kept."""
 

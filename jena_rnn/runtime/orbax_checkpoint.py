@@ -10,14 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 
-from jena_rnn.runtime.checkpoint_tree import Damaged, digest, path_of, quiet_orbax
+from jena_rnn.runtime.checkpoint_tree import Damaged, digest, path_of, quiet_orbax, unreadable
 
 PREFIX = "epoch"
 _COMMITTED = "commit_success.txt"  # orbax's commit record, written into the step before its rename
@@ -126,28 +125,6 @@ def write(root: Path, epoch: int, tree: Any, meta: dict, *, is_best: bool, keep:
         m.save(epoch, args=args, metrics={"best": epoch} if is_best else None, force=True)
 
 
-def _quiet_closed_loop() -> None:
-    """Drop Python's "Exception ignored ... Event loop is closed" report from here on (installed once).
-
-    When orbax fails on a damaged file, tensorstore's reads still in flight may call back into the event
-    loop orbax has already closed, and Python prints that traceback to stderr at some later moment. The
-    checkpoint is reported as damaged already (one warning line), so the traceback is noise; every other
-    unraisable exception still reaches the previous hook.
-    """
-    previous = sys.unraisablehook
-    if getattr(previous, "jena_rnn_closed_loop", False):
-        return
-
-    def hook(unraisable) -> None:
-        exc = unraisable.exc_value
-        if isinstance(exc, RuntimeError) and str(exc) == "Event loop is closed":
-            return
-        previous(unraisable)
-
-    hook.jena_rnn_closed_loop = True
-    sys.unraisablehook = hook
-
-
 def read(d: Path, epoch: int) -> tuple[dict[str, np.ndarray], dict]:
     """Restore step ``d`` and check every leaf against its recorded digest: ({path: array}, meta).
 
@@ -164,9 +141,7 @@ def read(d: Path, epoch: int) -> tuple[dict[str, np.ndarray], dict]:
         with quiet_orbax(_READ), _manager(d.parent) as m:
             out = m.restore(epoch, args=args)
     except Exception as e:  # noqa: BLE001 -- whatever orbax/tensorstore raise, the files are unreadable
-        _quiet_closed_loop()
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
-        raise Damaged(f"{d} is unreadable ({type(e).__name__}: {first})") from None
+        raise unreadable(d, e) from None
     meta, raw = out["meta"], out["state"]
     leaves = meta.get("leaves") if isinstance(meta, dict) else None
     if not (isinstance(leaves, dict) and isinstance(meta.get("epoch"), int) and isinstance(meta.get("history"), list)
