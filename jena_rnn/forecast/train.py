@@ -277,7 +277,8 @@ def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
         rundir.write_stats(run_dir, stats_json(ds))
         # before the first checkpoint, so a crash inside it still leaves a resumable run
         rundir.write_config(run_dir, to_dict(config))
-    bar = report.ProgressBar(config.train.steps_per_epoch) if progress else None
+    bar = report.ProgressBar(config.train.steps_per_epoch, epochs=config.train.epochs, done=len(history)) \
+        if progress else None
     train_epoch = make_train_epoch(config, ds.train, ds.target_col, progress=bar, mesh=mesh)
     evaluate = make_evaluate(config, ds.target_col, mesh=mesh)
     val_rows, val_valid = split_rows(config, ds.val)

@@ -197,7 +197,7 @@ def _fit(cfg: IMDBConfig, splits: dict, run_dir, *, resume, log, progress, mesh)
     state, (x, lengths, y), val = distributed.place((state, tuple(splits["train"]), tuple(splits["val"])), mesh,
                                                     stacked=False)
     nb = _batches(len(y), cfg.batch_size)
-    bar = report.ProgressBar(nb) if progress else None
+    bar = report.ProgressBar(nb, epochs=cfg.epochs, done=len(history)) if progress else None
     train_epoch = make_train_epoch(cfg, len(y), progress=bar, mesh=mesh)
     evaluate = make_evaluate(cfg, len(val[2]), mesh=mesh)
 

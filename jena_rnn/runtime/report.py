@@ -9,11 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sys
-import time
 from pathlib import Path
 
 from jena_rnn.atomic import write_atomic
+from jena_rnn.runtime import progress
+
+ProgressBar = progress.ProgressBar  # its home is runtime.progress; report.ProgressBar stays importable
+_clock = progress.clock
 
 HISTORY_FIELDS = ("epoch", "train_mae", "val_mae", "train_mae_degC", "val_mae_degC",
                   "train_seconds", "step_ms", "epoch_seconds")
@@ -133,36 +135,3 @@ def epoch_line(row: dict, epochs: int, history: list[dict]) -> str:
     return (f"epoch {done:3d}/{epochs}  train MAE {row['train_mae']:.4f} ({row['train_mae_degC']:.3f} °C)  "
             f"val MAE {row['val_mae']:.4f} ({row['val_mae_degC']:.3f} °C)  "
             f"{row['epoch_seconds']:.1f}s ({row['step_ms']:.1f} ms/step)  ETA {_clock(eta)}")
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:d}:{s:02d}"
-
-
-class ProgressBar:
-    """A one-line text progress bar on stderr, fed with the 1-based step of the running epoch."""
-
-    def __init__(self, total: int, width: int = 30, stream=None):
-        self.total, self.width = total, width
-        self.stream = stream or sys.stderr
-        self.every = max(1, total // 50)
-        self.t0 = None
-
-    def __call__(self, step) -> None:
-        step = int(step)
-        if step == 1 or self.t0 is None:
-            self.t0 = time.perf_counter()
-        if step % self.every and step != self.total:
-            return
-        filled = self.width * step // self.total
-        rate = step / max(time.perf_counter() - self.t0, 1e-9)
-        self.stream.write(f"\r[{'#' * filled}{'.' * (self.width - filled)}] {step}/{self.total} "
-                          f"{rate:.0f} steps/s")
-        self.stream.flush()
-
-    def close(self) -> None:
-        self.stream.write("\r" + " " * (self.width + 40) + "\r")
-        self.stream.flush()
-        self.t0 = None
