@@ -1,15 +1,10 @@
 """Loader validation and report, splits, train-only normalisation, windows and samplers vs the lecture."""
-import hashlib
-import io
-import urllib.error
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jena_rnn import data
-from jena_rnn.data import download  # download_jena's home: its urlopen is patched below
 from jena_rnn.config import DataConfig
 from jena_rnn.data.synthetic import JENA_COLUMNS, synthetic_jena
 from jena_files import HEAD, HEAD_ROWS, edit as _edit, jena_lines, write
@@ -288,46 +283,3 @@ def test_load_dataset_general_csv(tmp_path):
                      delay=1, train=(0, 10), val=(10, 16), test=(16, None))
     ds = data.load_dataset(cfg)
     assert ds.columns == ("a", "T (degC)") and ds.target_col == 1 and ds.times[1] == np.datetime64("2020-01-01T01:00")
-
-
-def test_download_from_file_url(tmp_path, capsys):
-    src = tmp_path / "src.zip"
-    src.write_bytes(b"x" * 1000)
-    digest = hashlib.sha256(b"x" * 1000).hexdigest()
-    got = data.download_jena(tmp_path / "dl", url=src.as_uri(), size=1000, sha256=digest)
-    assert got.read_bytes() == b"x" * 1000 and digest in capsys.readouterr().err
-    assert [p.name for p in got.parent.iterdir()] == [got.name]  # the temp file was moved, not left
-    with pytest.raises(ValueError, match="downloaded 1000 bytes, expected 13568290"):
-        data.download_jena(tmp_path / "dl2", url=src.as_uri())
-    with pytest.raises(ValueError, match="does not match the pinned"):
-        data.download_jena(tmp_path / "dl3", url=src.as_uri(), size=1000, sha256="0" * 64)
-    assert list((tmp_path / "dl3").iterdir()) == []
-
-
-def test_download_offline_message(tmp_path, monkeypatch):
-    def offline(url, timeout):
-        raise urllib.error.URLError("Name or service not known")
-
-    monkeypatch.setattr(download.urllib.request, "urlopen", offline)
-    with pytest.raises(ConnectionError, match=r"offline\?.*s3\.amazonaws.*storage\.googleapis.*by hand"):
-        data.download_jena(tmp_path)
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_download_verifies_existing_copy_and_falls_back_to_the_mirror(tmp_path, monkeypatch):
-    good, digest = b"y" * 50, hashlib.sha256(b"y" * 50).hexdigest()
-    served = {data.JENA_URL: b"z" * 50, data.JENA_URL_TF: good}  # the first mirror serves a corrupt copy
-    calls = []
-
-    def urlopen(url, timeout):
-        calls.append(url)
-        return io.BytesIO(served[url])
-
-    monkeypatch.setattr(download.urllib.request, "urlopen", urlopen)
-    dest = data.download_jena(tmp_path, size=50, sha256=digest, verbose=False)
-    assert dest.read_bytes() == good and calls == [data.JENA_URL, data.JENA_URL_TF]
-    data.download_jena(tmp_path, size=50, sha256=digest, verbose=False)  # verified copy: no download
-    assert len(calls) == 2
-    dest.write_bytes(b"w" * 50)  # same size, wrong content: hashed, found bad, fetched again
-    data.download_jena(tmp_path, size=50, sha256=digest, verbose=False)
-    assert dest.read_bytes() == good and len(calls) == 4

@@ -1,69 +1,165 @@
-"""Download the published Jena archive, with a size (and optional SHA-256) check and a second mirror."""
+"""Download the published Jena archive and Keras's ``imdb.npz`` through pooch, with mirrors and checks.
+
+``pooch.retrieve`` does the HTTP (requests, with a timeout), streams into a temporary file beside the
+target, checks a pinned hash and moves the file into place only when it matches. This module adds what
+pooch has no notion of: a size check (the Jena archive's SHA-256 is not pinned yet, its size is), a
+second mirror tried when the first fails, a copy already at the destination reused without any network
+when it verifies, and one error naming every URL tried and why.
+
+pooch writes into a staging name (``.<name>.download``) and only a copy that passes the size check is
+renamed to the destination (``os.replace``, atomic): a corrupt or wrong-size copy never sits under the
+destination's name, and the one the size check rejects (the file pooch wrote) is deleted.
+"""
 from __future__ import annotations
 
-import hashlib
+import logging
+import os
 import sys
-import urllib.error
-import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Sequence
 
-from jena_rnn import atomic
+import pooch
+import requests
+
 from jena_rnn.data.table import JENA_URL, JENA_URL_TF, JENA_ZIP_BYTES
 
-__all__ = ["download_jena"]
+__all__ = ["download_jena", "download_imdb", "fetch", "IMDB_URL", "IMDB_SHA256", "MIRRORS"]
+
+IMDB_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/imdb.npz"
+# the digest Keras pins for imdb.npz (keras.datasets.imdb.load_data, Keras 3.15.1); its size is not published
+IMDB_SHA256 = "69664113be75683a8fe16e3ed0ab59fda8886cb3cd7ada244f7d9544e4676b9f"
+MIRRORS = {JENA_URL: (JENA_URL_TF,)}  # URL -> the mirrors tried after it, in order
 
 
 def download_jena(dest_dir, *, url: str = JENA_URL, sha256: str | None = None, timeout: float = 30,
-                  size: int | None = JENA_ZIP_BYTES, verbose: bool = True) -> Path:
+                  size: int | None = JENA_ZIP_BYTES, verbose: bool = True,
+                  mirrors: Sequence[str] | None = None) -> Path:
     """Download the Jena archive into `dest_dir` (skipped if a verified copy is there); return its path.
 
     The SHA-256 of the published archive is not pinned yet (no real copy has been seen by this project):
-    the digest is computed and printed so it can be pinned via `sha256`. Until then only the size
-    (``JENA_ZIP_BYTES``) is verified. With the default `url`, TensorFlow's mirror is tried second. The file
-    is written through ``atomic.writer`` (a temporary beside the target, moved into place only when verified).
+    the digest is printed so it can be pinned via `sha256`. Until then only the size (``JENA_ZIP_BYTES``)
+    is verified. `mirrors`: URLs tried after `url` (None: ``MIRRORS[url]``, TensorFlow's copy for the
+    default). Checks, errors and the atomic rename: ``fetch``.
     """
-    dest = Path(dest_dir) / "jena_climate_2009_2016.csv.zip"
+    return fetch(dest_dir, "jena_climate_2009_2016.csv.zip", [url, *_mirrors(url, mirrors)], sha256=sha256,
+                 size=size, timeout=timeout, verbose=verbose, what="the Jena archive")
+
+
+def download_imdb(dest_dir, *, url: str = IMDB_URL, sha256: str | None = IMDB_SHA256, timeout: float = 30,
+                  size: int | None = None, verbose: bool = True, mirrors: Sequence[str] | None = None) -> Path:
+    """Download Keras's ``imdb.npz`` into `dest_dir` (skipped if a verified copy is there); return its path.
+
+    Verified by the SHA-256 Keras pins (``IMDB_SHA256``); read it with ``data.text.load_keras_npz`` or
+    ``jena-rnn imdb --data DIR/imdb.npz``. Checks, errors and the atomic rename: ``fetch``.
+    """
+    return fetch(dest_dir, "imdb.npz", [url, *_mirrors(url, mirrors)], sha256=sha256, size=size,
+                 timeout=timeout, verbose=verbose, what="Keras's imdb.npz")
+
+
+def fetch(dest_dir, name: str, urls: Sequence[str], *, sha256: str | None, size: int | None, timeout: float,
+          verbose: bool, what: str) -> Path:
+    """Return ``dest_dir/name``, downloaded from the first of `urls` that serves a verified copy.
+
+    A copy already there is reused, without network, when its size is `size` and its SHA-256 is
+    `sha256` (each None: not checked). A progress bar is drawn only when `verbose` and stderr is a
+    terminal; with `verbose`, one line names the URL, the size and the SHA-256 (to pin it).
+    Raises:
+      ValueError: a URL is not http(s), or every URL was reached but none served a copy of the right
+        size and digest (each URL and what was wrong is named).
+      ConnectionError: some URL could not be reached (offline?); names every URL and the error, and how
+        to fetch the file by hand.
+    """
+    for url in urls:
+        if not url.startswith(("https://", "http://")):
+            raise ValueError(f"{url}: only http(s) URLs are downloaded; pass a local copy's path instead")
+    dest = Path(dest_dir) / name
+    if dest.is_file() and _verified(dest, size, sha256):
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    if dest.exists() and (size is None or dest.stat().st_size == size) and (
-            sha256 is None or _sha256(dest) == sha256.lower()):
-        return dest
-    urls = [url, JENA_URL_TF] if url == JENA_URL else [url]
-    errors = []
-    for u in urls:
-        digest, n = hashlib.sha256(), 0
+    staging = dest.with_name(f".{name}.download")
+    errors, unreachable = [], False
+    for url in urls:
+        staging.unlink(missing_ok=True)  # a crash's leftover: pooch would reuse an unhashed one as it is
+        bar = _DownloadBar(url) if verbose and sys.stderr.isatty() else False
         try:
-            with atomic.writer(dest) as out, urllib.request.urlopen(u, timeout=timeout) as resp:
-                while chunk := resp.read(1 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    n += len(chunk)
-                bad = (f"{u}: downloaded {n} bytes, expected {size}" if size is not None and n != size else
-                       f"{u}: SHA-256 {digest.hexdigest()} does not match the pinned {sha256}"
-                       if sha256 is not None and digest.hexdigest() != sha256.lower() else None)
-                if bad:  # a corrupt or changed copy: never kept (the writer discards it), try the next mirror
-                    raise _Rejected(bad)
-        except _Rejected as e:
-            errors.append(str(e))
+            with _quiet_pooch():
+                pooch.retrieve(url, known_hash=None if sha256 is None else f"sha256:{sha256.lower()}",
+                               fname=staging.name, path=staging.parent,
+                               downloader=pooch.HTTPDownloader(progressbar=bar, timeout=timeout, chunk_size=1 << 16))
+        except requests.RequestException as e:
+            errors.append(f"{url}: {e}")
+            unreachable = True
             continue
-        except (urllib.error.URLError, OSError) as e:
-            errors.append(f"{u}: {e}")
+        except ValueError:  # pooch's hash mismatch; it has deleted its download
+            errors.append(f"{url}: SHA-256 does not match the pinned {sha256}")
             continue
+        finally:
+            if bar:
+                bar.close()
+        n = staging.stat().st_size
+        if size is not None and n != size:
+            staging.unlink()
+            errors.append(f"{url}: downloaded {n} bytes, expected {size}")
+            continue
+        digest = pooch.file_hash(str(staging))
+        os.replace(staging, dest)
         if verbose:
-            print(f"downloaded {u} -> {dest} ({n} bytes, sha256 {digest.hexdigest()})", file=sys.stderr)
+            print(f"downloaded {url} -> {dest} ({n} bytes, sha256 {digest})", file=sys.stderr)
         return dest
-    corrupt = any("expected" in e or "SHA-256" in e for e in errors)
-    kind, why = (ValueError, "no verified copy") if corrupt else (ConnectionError, "offline?")
-    raise kind(f"could not download the Jena archive ({why}): " + "; ".join(errors)
-               + f". Fetch it by hand from {JENA_URL} and pass its path instead.")
+    kind, why = (ConnectionError, "offline?") if unreachable else (ValueError, "no verified copy")
+    raise kind(f"could not download {what} ({why}): " + "; ".join(errors)
+               + f". Fetch it by hand from {urls[0]} into {dest} (or pass its path instead).")
 
 
-class _Rejected(Exception):
-    """A downloaded copy failed its size or digest check (message: which and why)."""
+def _mirrors(url: str, mirrors: Sequence[str] | None) -> tuple[str, ...]:
+    return tuple(MIRRORS.get(url, ())) if mirrors is None else tuple(mirrors)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
+def _verified(path: Path, size: int | None, sha256: str | None) -> bool:
+    return (size is None or path.stat().st_size == size) and (
+        sha256 is None or pooch.file_hash(str(path)) == sha256.lower())
+
+
+@contextmanager
+def _quiet_pooch():
+    """Silence pooch's INFO lines ("Downloading ...", "use this hash as known_hash"): ours name our API."""
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+class _DownloadBar:
+    """The tqdm-like object pooch's ``HTTPDownloader`` feeds (``total``, ``update``, ``reset``, ``close``),
+    drawn by ``rich.progress`` on stderr and removed when done."""
+
+    def __init__(self, url: str):
+        from rich.console import Console
+        from rich import progress as rp
+
+        self._progress = rp.Progress(rp.TextColumn(url.rsplit("/", 1)[-1]), rp.BarColumn(), rp.DownloadColumn(),
+                                     rp.TransferSpeedColumn(), rp.TimeRemainingColumn(),
+                                     console=Console(stderr=True), transient=True)
+        self._task = self._progress.add_task("download", total=None)
+        self._progress.start()
+
+    @property
+    def total(self):
+        return self._progress.tasks[0].total
+
+    @total.setter
+    def total(self, n: int) -> None:
+        self._progress.update(self._task, total=n or None)  # 0: the server sent no length
+
+    def update(self, n: int) -> None:
+        self._progress.advance(self._task, n)
+
+    def reset(self) -> None:
+        self._progress.reset(self._task, total=self.total)
+
+    def close(self) -> None:
+        self._progress.stop()
