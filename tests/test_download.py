@@ -185,3 +185,15 @@ def test_download_imdb_pins_keras_digest_and_gives_a_readable_npz(server, tmp_pa
     (x_train, y_train), (x_test, y_test), report = load_keras_npz(got, max_features=20)
     assert sorted(map(len, x_train)) == [3, 4] and len(x_test) == 1 and report["format"] == "keras_npz"
     assert download.IMDB_URL.endswith("/tf-keras-datasets/imdb.npz") and len(download.IMDB_SHA256) == 64
+
+
+def test_on_a_terminal_pooch_drives_the_rich_download_bar(server, tmp_path, capsys, monkeypatch):
+    import sys
+
+    server.files["/a.zip"] = b"x" * 300_000
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # the captured stderr now passes for a terminal
+    got = data.download_jena(tmp_path, url=server.url("/a.zip"), size=300_000)
+    err = capsys.readouterr().err
+    assert got.stat().st_size == 300_000
+    assert "━" in err and "300.0 kB" in err  # rich's bar and DownloadColumn, fed total/update by pooch
+    assert err.rstrip().endswith(f"(300000 bytes, sha256 {sha(b'x' * 300_000)})")  # the bar removed, the line kept
