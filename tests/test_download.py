@@ -197,3 +197,11 @@ def test_on_a_terminal_pooch_drives_the_rich_download_bar(server, tmp_path, caps
     assert got.stat().st_size == 300_000
     assert "━" in err and "300.0 kB" in err  # rich's bar and DownloadColumn, fed total/update by pooch
     assert err.rstrip().endswith(f"(300000 bytes, sha256 {sha(b'x' * 300_000)})")  # the bar removed, the line kept
+
+
+def test_a_corrupt_copy_is_said_louder_than_an_unreachable_mirror(server, tmp_path):
+    server.files["/a.zip"] = b"x" * 10
+    url, down = server.url("/a.zip"), closed_port_url()
+    with pytest.raises(ValueError, match=rf"no verified copy.*{url}: downloaded 10 bytes, expected 11; {down}: "):
+        data.download_jena(tmp_path, url=url, mirrors=[down], size=11, verbose=False)
+    assert list(tmp_path.iterdir()) == []

@@ -6,9 +6,11 @@ pooch has no notion of: a size check (the Jena archive's SHA-256 is not pinned y
 second mirror tried when the first fails, a copy already at the destination reused without any network
 when it verifies, and one error naming every URL tried and why.
 
-pooch writes into a staging name (``.<name>.download``) and only a copy that passes the size check is
-renamed to the destination (``os.replace``, atomic): a corrupt or wrong-size copy never sits under the
-destination's name, and the one the size check rejects (the file pooch wrote) is deleted.
+pooch writes into a staging name (``atomic.tmp_name``: the project's tag, the pid, a uuid) and only a
+copy that passes the size check is renamed to the destination (``os.replace``, atomic): a corrupt or
+wrong-size copy never sits under the destination's name, and the one the size check rejects (the file
+pooch wrote) is deleted. A fresh staging name per attempt also means pooch never finds an old file there
+to reuse unchecked.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from typing import Sequence
 import pooch
 import requests
 
+from jena_rnn import atomic
 from jena_rnn.data.table import JENA_URL, JENA_URL_TF, JENA_ZIP_BYTES
 
 __all__ = ["download_jena", "download_imdb", "fetch", "IMDB_URL", "IMDB_SHA256", "MIRRORS"]
@@ -65,10 +68,10 @@ def fetch(dest_dir, name: str, urls: Sequence[str], *, sha256: str | None, size:
     `sha256` (each None: not checked). A progress bar is drawn only when `verbose` and stderr is a
     terminal; with `verbose`, one line names the URL, the size and the SHA-256 (to pin it).
     Raises:
-      ValueError: a URL is not http(s), or every URL was reached but none served a copy of the right
-        size and digest (each URL and what was wrong is named).
-      ConnectionError: some URL could not be reached (offline?); names every URL and the error, and how
-        to fetch the file by hand.
+      ValueError: a URL is not http(s), or some URL served a copy of the wrong size or digest (a
+        changed or tampered file is said loudest, even when another URL was unreachable).
+      ConnectionError: no URL could be reached (offline?).
+      Either names every URL tried and what went wrong, and how to fetch the file by hand.
     """
     for url in urls:
         if not url.startswith(("https://", "http://")):
@@ -77,22 +80,21 @@ def fetch(dest_dir, name: str, urls: Sequence[str], *, sha256: str | None, size:
     if dest.is_file() and _verified(dest, size, sha256):
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    staging = dest.with_name(f".{name}.download")
-    errors, unreachable = [], False
+    errors, corrupt = [], False
     for url in urls:
-        staging.unlink(missing_ok=True)  # a crash's leftover: pooch would reuse an unhashed one as it is
+        staging = dest.with_name(atomic.tmp_name(name))
         bar = _DownloadBar(url) if verbose and sys.stderr.isatty() else False
         try:
             with _quiet_pooch():
                 pooch.retrieve(url, known_hash=None if sha256 is None else f"sha256:{sha256.lower()}",
                                fname=staging.name, path=staging.parent,
                                downloader=pooch.HTTPDownloader(progressbar=bar, timeout=timeout, chunk_size=1 << 16))
-        except requests.RequestException as e:
+        except requests.RequestException as e:  # refused, timed out, DNS, an HTTP error status
             errors.append(f"{url}: {e}")
-            unreachable = True
             continue
         except ValueError:  # pooch's hash mismatch; it has deleted its download
             errors.append(f"{url}: SHA-256 does not match the pinned {sha256}")
+            corrupt = True
             continue
         finally:
             if bar:
@@ -101,13 +103,14 @@ def fetch(dest_dir, name: str, urls: Sequence[str], *, sha256: str | None, size:
         if size is not None and n != size:
             staging.unlink()
             errors.append(f"{url}: downloaded {n} bytes, expected {size}")
+            corrupt = True
             continue
         digest = pooch.file_hash(str(staging))
         os.replace(staging, dest)
         if verbose:
             print(f"downloaded {url} -> {dest} ({n} bytes, sha256 {digest})", file=sys.stderr)
         return dest
-    kind, why = (ConnectionError, "offline?") if unreachable else (ValueError, "no verified copy")
+    kind, why = (ValueError, "no verified copy") if corrupt else (ConnectionError, "offline?")
     raise kind(f"could not download {what} ({why}): " + "; ".join(errors)
                + f". Fetch it by hand from {urls[0]} into {dest} (or pass its path instead).")
 
