@@ -100,7 +100,8 @@ class ProgressBar:
         if not self.epochs:
             return ""
         # as epoch_line: the first epoch includes compilation, so later ones estimate when there are any
-        times = self.seconds[1:] or self.seconds or [now - self._mark + epoch_left]
+        # (until one has ended, this epoch's own projected length)
+        times = self.seconds[1:] or [now - self._mark + epoch_left]
         return f"run {clock(epoch_left + (self.epochs - self.epoch) * sum(times) / len(times))}"
 
     def close(self) -> None:
