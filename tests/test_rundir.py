@@ -1,9 +1,12 @@
 """The run directory's owner: its files, the one config comparison, the one data comparison, the resume check."""
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
 
+from jena_rnn import atomic
 from jena_rnn.runtime import report, rundir
 
 FP = {"rows": 4000, "columns": ["a", "b"], "sha256": "0123456789abcdef" * 4, "mean": [1.0, 2.0], "std": [3.0, 4.0]}
@@ -94,3 +97,40 @@ def test_save_figure_writes_one_png_atomically(tmp_path):
     report.save_figure(fig, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["f.png"]
     assert not report.pyplot().get_fignums()  # closed
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_every_file_a_train_run_writes_has_the_mode_a_plain_open_gives(tmp_path, monkeypatch, umask):
+    from jena_rnn.forecast import runs
+    from tiny import tiny_config
+
+    monkeypatch.setenv("JENA_RNN_CACHE", str(tmp_path / "cache"))
+    old = os.umask(umask)
+    try:
+        runs.train(tiny_config(epochs=2, steps=2), tmp_path / "run", quiet=True, mesh=None)
+        (tmp_path / "plain").write_bytes(b"")  # what open() gives under this umask
+    finally:
+        os.umask(old)
+    want = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    assert want == 0o666 & ~umask
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"history.csv", "history.json", "loss.png", "stats.json", "config.json", "jena-rnn-run.json"} <= names
+    assert any("checkpoints" in p.parts for p in files)  # orbax's files are checked too
+    assert {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
+            if stat.S_IMODE(p.stat().st_mode) != want} == {}
+    # folders (ours and orbax's) get what mkdir gives: 0o777 & ~umask
+    dirs = [p for p in (tmp_path / "run").rglob("*") if p.is_dir()] + [tmp_path / "run"]
+    assert {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in dirs
+            if stat.S_IMODE(p.stat().st_mode) != 0o777 & ~umask} == {}
+
+
+def test_write_atomic_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("{}")
+    path.chmod(0o600)
+    atomic.write_atomic(path, "{\"a\": 1}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "{\"a\": 1}"
+    path.chmod(0o640)
+    report.write_json(path, {"b": 2})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and json.loads(path.read_text()) == {"b": 2}
