@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -66,6 +67,23 @@ def history_csv(history: list[dict], fields: tuple[str, ...] = HISTORY_FIELDS) -
     writer.writeheader()
     writer.writerows(history)
     return buf.getvalue()
+
+
+def warm_step_time(history: list[dict], *, first: int = 1) -> tuple[float, str]:
+    """Median ``step_ms`` of the epochs after ``first`` (the first epoch this process ran) and what it covers.
+
+    That first epoch includes jit compilation, so it is left out whenever a later epoch exists; so are the
+    epochs of an earlier process (a resumed run's), each of which paid its own compilation.
+    Returns:
+      (milliseconds, label), e.g. ``(12.3, "epochs 2-20, compile excluded")``.
+    """
+    warm = [h for h in history if h["epoch"] > first]
+    if not warm:  # only the compiling epoch ran: say so rather than hide it
+        row = next((h for h in history if h["epoch"] == first), history[-1])
+        return float(row["step_ms"]), f"epoch {row['epoch']}, compile included"
+    lo, hi = warm[0]["epoch"], warm[-1]["epoch"]
+    return (float(statistics.median(h["step_ms"] for h in warm)),
+            f"epoch {lo}, compile excluded" if lo == hi else f"epochs {lo}-{hi}, compile excluded")
 
 
 def pyplot():
