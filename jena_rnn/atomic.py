@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 import uuid
 from pathlib import Path
 from typing import BinaryIO, Iterator
@@ -46,8 +47,14 @@ def writer(path: str | Path) -> Iterator[BinaryIO]:
     """Write ``path`` through a binary file object: committed when the block ends, discarded if it raises.
 
     The data go to a temporary file beside ``path`` (same file system), are fsynced, then moved into
-    place with ``os.replace`` and the folder is fsynced, so the rename itself is durable. The file gets
-    the user's umask (as any file the process creates); the temporary is removed on any failure.
+    place with ``os.replace`` and the folder is fsynced, so the rename itself is durable. The temporary is
+    removed on any failure.
+
+    Mode: the mode a plain ``open(path, "wb")`` would leave. A new file gets ``0o666 & ~umask`` (the
+    temporary is created by ``open``, which asks for 0o666, never by ``tempfile.mkstemp``, whose 0o600
+    would hide run files from a group that shares them); a file being replaced keeps its permission
+    bits (as ``open`` would, since it rewrites the same inode), so a user's ``chmod 600 config.json``
+    survives the next write. Owner and group are the writer's, as for any new file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,6 +63,10 @@ def writer(path: str | Path) -> Iterator[BinaryIO]:
         with open(tmp, "wb") as f:
             yield f
             f.flush()
+            try:
+                os.fchmod(f.fileno(), stat.S_IMODE(os.stat(path).st_mode))
+            except FileNotFoundError:
+                pass  # a new file: open() already applied the umask
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:

@@ -85,7 +85,12 @@ def test_synth_writes_a_file_load_jena_reads(tmp_path, capsys):
     (["train", "--out", "x", "--dropout", "1.5"], "rate in"),
     (["train", "--out", "x", "--splits", "0:10,20"], "three LO:HI"),
     (["train", "--out", "x", "--lookback", "100", "--step", "6"], "multiple of step"),
-    (["train", "--out", "x", "--set", "model.nope=1"], "existing field"),
+    (["train", "--out", "x", "--set", "model.nope=1"],
+     "model has no field 'nope'; its fields are kind, layers, mlp_units"),
+    (["train", "--out", "x", "--set", "train.bogus=1"], "its fields are epochs, steps_per_epoch, seed, patience"),
+    (["train", "--out", "x", "--set", "modle.units=1"], "unknown section 'modle'; the sections are data, model, "
+                                                      "optim, train"),
+    (["train", "--out", "x", "--set", "patience=3"], "expected SECTION.FIELD=VALUE"),
     (["train", "--out", "x", "--set", 'train.patience="x"'], "train.patience must be int | None"),
     (["train", "--out", "x", "--set", "data.columns=5"], "data.columns must be tuple"),
     (["train", "--out", "x", "--set", "model.layers=[1]"], "--set model.layers: use --units"),
@@ -200,3 +205,67 @@ def test_experiment_scripts_refuse_bad_flags_in_one_line(name, argv, message, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0] == message or err[0].startswith(message)
     assert len(err) == 2 and "--help" in err[1]
+
+
+def test_each_sweep_axis_has_its_own_help_and_evaluate_split_says_what_it_is():
+    sweep, evaluate = _subparsers()["sweep"], _subparsers()["evaluate"]
+    axes = {a.option_strings[0]: a.help for a in sweep._actions
+            if a.option_strings and a.option_strings[0] in parsers.SWEEP_HELP}
+    assert sorted(axes) == sorted("--" + a.replace("_", "-") for a in values.SWEEP_AXES)
+    assert len(set(axes.values())) == len(axes)  # no note repeated for every axis
+    words = {"--lr": "learning rates", "--rho": "RMSprop decays", "--dropout": "input dropout rates",
+             "--recurrent-dropout": "recurrent dropout rates", "--units": "hidden units", "--reset-after": "GRU forms",
+             "--cell": "recurrent cells (simple_rnn, lstm, gru)"}
+    for flag, text in axes.items():
+        assert text.startswith(words[flag]) and "default" in text, (flag, text)
+    assert "LO:HI ranges need --samples" in " ".join(sweep.format_help().split())
+    split = next(a for a in evaluate._actions if a.dest == "split")
+    text = " ".join(evaluate.format_help().split())
+    assert split.default == "test" and "split whose windows are scored" in text and "(default test)" in text
+
+
+def test_the_step_time_leaves_out_each_process_first_epoch():
+    from jena_rnn.runtime import report
+
+    rows = [{"epoch": e, "step_ms": ms} for e, ms in [(1, 900.0), (2, 10.0), (3, 14.0), (4, 12.0), (5, 800.0),
+                                                      (6, 11.0)]]
+    assert report.warm_step_time(rows[:4]) == (12.0, "epochs 2-4, compile excluded")
+    # resumed after epoch 4: epoch 5 compiled again, epochs 1-4 belong to the earlier process
+    assert report.warm_step_time(rows, first=5) == (11.0, "epoch 6, compile excluded")
+    assert report.warm_step_time(rows[:1]) == (900.0, "epoch 1, compile included")
+
+
+def test_data_report_is_printed_only_when_it_says_something(tmp_path, capsys):
+    from jena_rnn.forecast import runs
+
+    clean = {"file": "x.npz", "rows": 9, "source": "s", "sentinel_counts": {}, "duplicated_timestamps": 0,
+             "missing_slots": 0, "gaps": 0, "cached": True}
+    assert runs.data_notes(clean) == {}
+    assert runs.data_notes(clean | {"cached": False}) == {"generated": "synthetic default written to the cache x.npz"}
+    real = {"file": "j.csv", "rows": 9, "columns": 14, "sentinel": -9999.0, "sentinel_policy": "zero",
+            "outlier_policy": "error", "outlier_counts": {"T (degC)": 0}, "dropped_duplicates": 0,
+            "sentinel_counts": {"wv (m/s)": 3, "max. wv (m/s)": 0}, "interval_s": 600.0, "duplicated_timestamps": 2,
+            "non_increasing": 0, "gaps": 1, "missing_slots": 4}
+    assert runs.data_notes(real) == {"sentinel_counts": {"wv (m/s)": 3}, "sentinel_policy": "zero",
+                                     "duplicated_timestamps": 2, "gaps": 1, "missing_slots": 4}
+    assert runs.data_notes(real | {"sentinel_counts": {}, "duplicated_timestamps": 0, "gaps": 0,
+                                   "missing_slots": 0}) == {}
+    cli.main(["baseline", *TINY])  # the synthetic default is cached now
+    capsys.readouterr()
+    assert cli.main(["baseline", *TINY]) == 0
+    err = capsys.readouterr().err
+    assert "data: synthetic" in err and "data report" not in err
+
+
+def test_train_prints_the_step_time_without_compilation(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main(["train", "--model", "gru", "--units", "4", "--epochs", "3", "--steps-per-epoch", "2",
+                     "--out", str(out), *TINY]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["step_ms_of"] == "epochs 2-3, compile excluded"
+    assert f"{summary['step_ms_median']:.1f} ms per training step (median of epochs 2-3, compile excluded" \
+        in captured.err
+    assert cli.main(["train", "--model", "gru", "--units", "4", "--epochs", "4", "--steps-per-epoch", "2",
+                     "--out", str(out), "--resume", *TINY]) == 0
+    assert json.loads(capsys.readouterr().out)["step_ms_of"] == "epoch 4, compile included"

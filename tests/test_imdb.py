@@ -240,3 +240,24 @@ def test_cli_run_and_resume(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main([*flags, "--epochs", "1", "--out", str(tmp_path / "full")])
     assert exc.value.code == 2 and "already holds checkpoints" in capsys.readouterr().err
+
+
+def test_history_png_marks_the_most_accurate_epoch_and_shows_a_one_epoch_run(tmp_path, monkeypatch):
+    from jena_rnn.runtime import report
+
+    figs = []
+    real = report.history_figure
+    monkeypatch.setattr(report, "history_figure", lambda h, **kw: figs.append(real(h, **kw)) or figs[-1])
+    row = {"train_seconds": 1.0, "step_ms": 1.0, "epoch_seconds": 1.0}
+    hist = [{"epoch": 1, "train_loss": 0.7, "train_acc": 0.5, "val_loss": 0.6, "val_acc": 0.6, **row}]
+    imdb.write_history(tmp_path, hist)
+    hist += [{"epoch": 2, "train_loss": 0.5, "train_acc": 0.7, "val_loss": 0.5, "val_acc": 0.8, **row},
+             {"epoch": 3, "train_loss": 0.4, "train_acc": 0.8, "val_loss": 0.4, "val_acc": 0.7, **row}]
+    imdb.write_history(tmp_path, hist)
+    assert (tmp_path / "history.png").is_file() and (tmp_path / "history.csv").is_file()
+    one, three = figs
+    for ax in one.axes:  # one epoch: its validation point is drawn
+        (val,) = [line for line in ax.get_lines() if line.get_label().startswith("Validation")]
+        assert len(val.get_xdata()) == 1 and val.get_marker() not in ("None", "", " ", None)
+    stars = [[line for line in ax.get_lines() if line.get_marker() == "*"][0] for ax in three.axes]
+    assert [list(s.get_xdata()) for s in stars] == [[2], [2]]  # val_acc is highest at epoch 2, on both panels

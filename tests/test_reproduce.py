@@ -81,3 +81,18 @@ def test_gru_beats_naive_baseline():
     naive = runs.naive_mae(config, ds, "val")
     best = min(h["val_mae"] for h in history)
     assert best < 0.8 * naive, (best, naive)
+
+
+def test_val_mae_plot_shows_a_one_epoch_run_and_the_naive_line(tmp_path):
+    from jena_rnn.runtime import rundir
+
+    rundir.write_history(tmp_path / "gru", [{"epoch": 1, "val_mae": 0.3}])
+    fig = reproduce.plot_val_curves(tmp_path, ["gru", "lstm"], 0.31)  # lstm has no history: left out
+    ax = fig.axes[0]
+    (curve,) = [line for line in ax.get_lines() if line.get_label() == "gru"]
+    assert list(curve.get_xdata()) == [1] and curve.get_marker() not in ("None", "", " ", None)
+    (naive,) = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert list(naive.get_ydata()) == [0.31, 0.31]
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    assert all(float(t).is_integer() for t in ax.get_xticks() if lo <= t <= hi)

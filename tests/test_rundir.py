@@ -1,9 +1,12 @@
 """The run directory's owner: its files, the one config comparison, the one data comparison, the resume check."""
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
 
+from jena_rnn import atomic
 from jena_rnn.runtime import report, rundir
 
 FP = {"rows": 4000, "columns": ["a", "b"], "sha256": "0123456789abcdef" * 4, "mean": [1.0, 2.0], "std": [3.0, 4.0]}
@@ -94,3 +97,94 @@ def test_save_figure_writes_one_png_atomically(tmp_path):
     report.save_figure(fig, path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and [p.name for p in tmp_path.iterdir()] == ["f.png"]
     assert not report.pyplot().get_fignums()  # closed
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_every_file_a_train_run_writes_has_the_mode_a_plain_open_gives(tmp_path, monkeypatch, umask):
+    from jena_rnn.forecast import runs
+    from tiny import tiny_config
+
+    monkeypatch.setenv("JENA_RNN_CACHE", str(tmp_path / "cache"))
+    old = os.umask(umask)
+    try:
+        runs.train(tiny_config(epochs=2, steps=2), tmp_path / "run", quiet=True, mesh=None)
+        (tmp_path / "plain").write_bytes(b"")  # what open() gives under this umask
+    finally:
+        os.umask(old)
+    want = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    assert want == 0o666 & ~umask
+    files = [p for p in (tmp_path / "run").rglob("*") if p.is_file()]
+    names = {p.name for p in files}
+    assert {"history.csv", "history.json", "loss.png", "stats.json", "config.json", "jena-rnn-run.json"} <= names
+    assert any("checkpoints" in p.parts for p in files)  # orbax's files are checked too
+    assert {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in files
+            if stat.S_IMODE(p.stat().st_mode) != want} == {}
+    # folders (ours and orbax's) get what mkdir gives: 0o777 & ~umask
+    dirs = [p for p in (tmp_path / "run").rglob("*") if p.is_dir()] + [tmp_path / "run"]
+    assert {str(p): oct(stat.S_IMODE(p.stat().st_mode)) for p in dirs
+            if stat.S_IMODE(p.stat().st_mode) != 0o777 & ~umask} == {}
+
+
+def test_write_atomic_keeps_the_mode_of_the_file_it_replaces(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text("{}")
+    path.chmod(0o600)
+    atomic.write_atomic(path, "{\"a\": 1}")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "{\"a\": 1}"
+    path.chmod(0o640)
+    report.write_json(path, {"b": 2})
+    assert stat.S_IMODE(path.stat().st_mode) == 0o640 and json.loads(path.read_text()) == {"b": 2}
+
+
+def _history(vals):
+    return [{"epoch": e + 1, "train_mae": v + 0.05, "val_mae": v} for e, v in enumerate(vals)]
+
+
+def _lines(ax, **props):
+    """The Line2D objects of ``ax`` whose getters return ``props`` (e.g. ``linestyle="--"``)."""
+    return [line for line in ax.get_lines() if all(getattr(line, f"get_{k}")() == v for k, v in props.items())]
+
+
+def test_loss_figure_has_the_baseline_the_best_epoch_a_degc_axis_and_whole_epoch_ticks():
+    fig = report.history_figure(_history([0.40, 0.31, 0.29, 0.33]), baseline=0.35, scale=8.0)
+    try:
+        (ax,) = fig.axes[:1]
+        (base,) = _lines(ax, linestyle="--")
+        assert list(base.get_ydata()) == [0.35, 0.35]
+        (star,) = _lines(ax, marker="*")
+        assert list(star.get_xdata()) == [3] and list(star.get_ydata()) == [0.29]  # argmin of val_mae
+        (sec,) = ax.child_axes
+        fig.canvas.draw()
+        np.testing.assert_allclose(sec.get_ylim(), np.asarray(ax.get_ylim()) * 8.0)
+        assert "°C" in sec.get_ylabel() and ax.get_ylabel() == "MAE (normalised)"
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    finally:
+        report.pyplot().close(fig)
+
+
+def test_a_one_epoch_history_shows_its_points_and_no_baseline_or_axis_unless_given():
+    fig = report.history_figure(_history([0.3]))
+    try:
+        ax = fig.axes[0]
+        val = [line for line in ax.get_lines() if line.get_label() == "Validation loss"][0]
+        assert len(val.get_xdata()) == 1 and val.get_marker() not in ("None", "", " ", None)
+        assert not _lines(ax, linestyle="--") and not ax.child_axes
+        fig.canvas.draw()
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert all(float(t).is_integer() for t in ticks), ticks
+    finally:
+        report.pyplot().close(fig)
+
+
+def test_best_of_a_maximised_score_marks_the_most_accurate_epoch_on_every_panel():
+    hist = [{"epoch": e + 1, "train_loss": 1.0, "val_loss": v, "train_acc": 0.5, "val_acc": a}
+            for e, (v, a) in enumerate([(0.6, 0.70), (0.5, 0.90), (0.4, 0.80)])]
+    fig = report.history_figure(hist, panels=(("loss", "loss", "bce"), ("acc", "accuracy", "accuracy")),
+                                best_of=("val_acc", False))
+    try:
+        stars = [_lines(ax, marker="*")[0] for ax in fig.axes]
+        assert [list(s.get_xdata()) for s in stars] == [[2], [2]]
+        assert [list(s.get_ydata()) for s in stars] == [[0.5], [0.9]]
+    finally:
+        report.pyplot().close(fig)

@@ -135,3 +135,21 @@ def test_a_sweep_resumed_with_another_members_configuration_names_that_member(ds
     longer = [dataclasses.replace(m, train=dataclasses.replace(m.train, epochs=2)) for m in members]
     board = sweep.run(longer, ds, tmp_path / "sw", resume=True, log=None)  # only epochs grew: it goes on
     assert sorted(b["epochs_run"] for b in board) == [2, 2]
+
+
+def _visible_points_and_whole_ticks(fig, n_lines):
+    ax = fig.axes[0]
+    curves = [line for line in ax.get_lines() if line.get_linestyle() != "--"]
+    assert len(curves) == n_lines and all(line.get_marker() not in ("None", "", " ", None) for line in curves)
+    fig.canvas.draw()
+    lo, hi = ax.get_xlim()
+    ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert ticks and all(float(t).is_integer() for t in ticks), ticks
+
+
+def test_val_curves_of_a_one_epoch_sweep_show_each_member_as_a_marker(tmp_path):
+    board = [{"member": f"m{k}", "rank": k + 1, "lr": 1e-3, "recurrent_dropout": 0.0, "seed": k,
+              "history": [{"epoch": 1, "val_mae_degC": 2.0 + k}]} for k in range(2)]
+    fig = sweep.board.plot_curves(board, tmp_path / "val_curves.png")
+    assert (tmp_path / "val_curves.png").stat().st_size > 1000
+    _visible_points_and_whole_ticks(fig, 2)

@@ -211,3 +211,17 @@ def test_mlp_epoch_carrying_the_kernel_transposed_is_the_plain_epoch(ds, monkeyp
     for a, b in zip(jax.tree.leaves(s_t), jax.tree.leaves(s_p)):
         np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=1e-4, atol=1e-6)
     assert not np.allclose(s_p.params["hidden"]["w"], w)  # it did train
+
+
+def test_loss_png_gets_the_naive_validation_baseline_and_the_target_scale(ds, tmp_path, monkeypatch):
+    from jena_rnn.forecast import runs
+    from jena_rnn.runtime import report
+
+    seen = []
+    real = report.history_figure
+    monkeypatch.setattr(report, "history_figure", lambda history, **kw: seen.append(kw) or real(history, **kw))
+    config = tiny_config(epochs=1, steps=2)
+    train.fit(config, ds, tmp_path / "run", log=None)
+    assert (tmp_path / "run" / "loss.png").is_file() and len(seen) == 1
+    assert seen[0]["baseline"] == pytest.approx(runs.naive_mae(config, ds, "val"), rel=1e-6)
+    assert seen[0]["scale"] == pytest.approx(data.target_scale(ds))

@@ -77,16 +77,23 @@ def train_config(args) -> Config:
     return apply_sets(Config(data=data, model=model, optim=optim, train=train), args.set or [])
 
 
+SET_SECTIONS = tuple(f.name for f in dataclasses.fields(Config))  # what --set SECTION.FIELD may name
+
+
 def apply_sets(cfg: Config, sets: list[str]) -> Config:
     """Apply ``--set section.field=value`` overrides, type-checked against the current value."""
     for item in sets:
         key, sep, text = item.partition("=")
-        section, _, name = key.partition(".")
-        sub = getattr(cfg, section, None)
-        if not sep or sub is None or section not in ("data", "model", "optim", "train") \
-                or name not in {f.name for f in dataclasses.fields(sub)}:
-            raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE with SECTION in "
-                             "data|model|optim|train and an existing field")
+        section, dot, name = key.partition(".")
+        if not sep or not dot:
+            raise ValueError(f"--set {item!r}: expected SECTION.FIELD=VALUE, e.g. --set train.patience=3")
+        if section not in SET_SECTIONS:
+            raise ValueError(f"--set {item!r}: unknown section {section!r}; the sections are "
+                             f"{', '.join(SET_SECTIONS)}")
+        sub = getattr(cfg, section)
+        fields = [f.name for f in dataclasses.fields(sub)]
+        if name not in fields:
+            raise ValueError(f"--set {item!r}: {section} has no field {name!r}; its fields are {', '.join(fields)}")
         if key == "model.layers":
             raise ValueError("--set model.layers: use --units, --dropout, --recurrent-dropout, --activation, "
                              "--reset-after and --bidirectional, or build a ModelConfig in Python")

@@ -151,16 +151,35 @@ def add_train(sub) -> None:
     add_data_args(t)
 
 
+# the sweep's axes (``sweep.grid.AXES``): the vmapped ones share one compiled program, the others form groups
+SWEEP_HELP = {
+    "--lr": "learning rates, vmapped in one program (e.g. 1e-4,3e-4,1e-3 or 1e-4:1e-2; "
+            "default {optim.learning_rate})",
+    "--rho": "RMSprop decays in [0, 1), vmapped (e.g. 0.9,0.99; default {optim.decay})",
+    "--dropout": "input dropout rates in [0, 1), vmapped (e.g. 0,0.2; default: the model's)",
+    "--recurrent-dropout": "recurrent dropout rates in [0, 1), vmapped (e.g. 0,0.2,0.5; default: the model's)",
+    "--units": "hidden units per layer; each value is its own group, i.e. its own compiled program "
+               "(e.g. 16,32,64; default: the model's)",
+    "--reset-after": "GRU forms: 0 = reset before the matmul (the lecture's), 1 = after (Keras 2.3+, PyTorch); "
+                     "one group each (e.g. 0,1; default {layer.reset_after:d})",
+    "--cell": "recurrent cells ({cells}); one group each (e.g. gru,lstm; default: the model's)",
+}
+SWEEP_RANGES = ("--lr", "--rho", "--dropout", "--recurrent-dropout")  # the axes a LO:HI range makes sense for
+
+
 def add_sweep(sub) -> None:
     """The ``sweep`` subcommand (defaults: ``sweep.grid.expand``, ``TrainConfig``)."""
     tr = TrainConfig()
     w = sub.add_parser("sweep", help="train many models in one vmapped program; leaderboard results.md/.csv")
     w.add_argument("--model", default="gru", choices=sorted(set(LECTURE_MODELS) - {"naive", "mlp"}),
                    help="the lecture's experiment to start from (default %(default)s)")
-    for flag, what in (("--lr", "learning rates"), ("--rho", "RMSprop decays"), ("--dropout", "input dropout rates"),
-                       ("--recurrent-dropout", "recurrent dropout rates"), ("--units", "hidden units (groups)"),
-                       ("--reset-after", "GRU forms 0,1 (groups)"), ("--cell", "cells (groups)")):
-        w.add_argument(flag, help=f"{what}: a,b,c (grid) or LO:HI (with --samples; lr log-uniform)")
+    optim, layer = OptimConfig(), LayerConfig()
+    for flag, what in SWEEP_HELP.items():
+        w.add_argument(flag, metavar="A,B,..|LO:HI" if flag in SWEEP_RANGES else "A,B,..",
+                       help=what.format(optim=optim, layer=layer, cells=", ".join(CELLS)))
+    w.epilog = ("A,B,.. lists are swept as a grid (every combination); LO:HI ranges need --samples N (random "
+                "search: the learning rate drawn log-uniformly, the others uniformly). Axes left out keep the "
+                "--model preset's value.")
     w.add_argument("--seeds", type=v.positive_int, default=keyword_default(grid.expand, "seeds"),
                    help="seeds 0..N-1 per point (init and data order; default %(default)s)")
     w.add_argument("--samples", type=v.positive_int, help="random search: N points drawn from the lists/ranges")
@@ -217,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     split, which = keyword_default(runs.evaluate, "split"), keyword_default(runs.evaluate, "which")
     e = sub.add_parser("evaluate", help="MAE of a trained run on a split")
     e.add_argument("run_dir")
-    e.add_argument("--split", default=split, choices=("train", "val", "test"), help="default %(default)s")
+    e.add_argument("--split", default=split, choices=("train", "val", "test"),
+                   help="the split whose windows are scored: train, val or test (default %(default)s)")
     e.add_argument("--which", default=which, help="best, latest or an epoch number (default %(default)s)")
     e.add_argument("--data", type=v.path, metavar="FILE", help="evaluate on another file (default: the run's data)")
 

@@ -156,20 +156,27 @@ def results_markdown(rows: list[dict], *, source: str, quick: bool, data: DataCo
     return "\n".join(lines)
 
 
-def plot_val_curves(out: Path, names: list[str], baseline: float | None) -> None:
-    """Plot every experiment's validation MAE per epoch, with the naive baseline as a line."""
+def plot_val_curves(out: Path, names: list[str], baseline: float | None):
+    """Plot every experiment's validation MAE per epoch, with the naive baseline as a line.
+
+    Writes ``out/val_mae.png`` and returns the (closed) Figure. Points carry markers (a one-epoch run
+    still shows), epoch ticks are whole numbers.
+    """
     fig, ax = report.pyplot().subplots(figsize=(7, 4.5))
+    epochs = []
     for name in names:
         if (out / name / rundir.HISTORY).is_file():
             h = rundir.read_history(out / name)
+            epochs += [e["epoch"] for e in h]
             ax.plot([e["epoch"] for e in h], [e["val_mae"] for e in h], marker=".", label=name)
     if baseline is not None:
         ax.axhline(baseline, color="gray", linestyle="--", label="naive")
-    ax.set_xlabel("epoch")
     ax.set_ylabel("validation MAE (normalised)")
     ax.set_title("Validation MAE per epoch")
+    report.epoch_axis(ax, epochs)
     ax.legend(fontsize=8)
     report.save_figure(fig, out / "val_mae.png")
+    return fig
 
 
 def reproduce(out: str | Path, *, data: DataConfig | None = None, only: list[str] | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from jena_rnn.runtime import checkpoint, distributed, rundir
+from jena_rnn.runtime import checkpoint, distributed, report, rundir
 from jena_rnn import backend, data
 from jena_rnn.forecast import record, train as training
 from jena_rnn.data import load_table
@@ -33,10 +33,35 @@ def load_data(cfg: DataConfig, *, quiet: bool = False) -> data.Dataset:
     if not quiet:
         _log(f"data: {ds.source}: {ds.series.shape[0]} rows x {ds.series.shape[1]} columns; "
              f"train {ds.train}, val {ds.val}, test {ds.test}")
-        notes = {k: v for k, v in ds.report.items() if k not in ("file", "rows", "columns", "source") and v}
+        notes = data_notes(ds.report)
         if notes:
             _log(f"data report: {json.dumps(notes, default=str)}")
     return ds
+
+
+DEFECTS = ("sentinel_counts", "outlier_counts", "duplicated_timestamps", "dropped_duplicates", "non_increasing",
+           "gaps", "missing_slots")  # the counts of a loader's report that say something is wrong with the file
+
+
+def data_notes(report: dict) -> dict:
+    """What a loader's report says that a user should hear: defects found, or a freshly generated default.
+
+    Only non-zero counts of ``DEFECTS`` are kept (a ``{column: count}`` count keeps its non-zero columns),
+    with the policy that handled them; ``"generated"`` names the synthetic cache when it was just written.
+    An ordinary cached or clean load gives ``{}``: nothing to print.
+    """
+    notes = {}
+    for key in DEFECTS:
+        value = report.get(key)
+        value = {c: n for c, n in value.items() if n} if isinstance(value, dict) else value
+        if value:
+            notes[key] = value
+    for key, policy in (("sentinel_counts", "sentinel_policy"), ("outlier_counts", "outlier_policy")):
+        if key in notes and report.get(policy) is not None:
+            notes[policy] = report[policy]
+    if report.get("cached") is False:
+        notes["generated"] = f"synthetic default written to the cache {report.get('file')}"
+    return notes
 
 
 def resolve_mesh(config: Config, mesh="auto"):
@@ -70,23 +95,32 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
     if log is not None and n_dev > 1:
         log(f"devices: batch of {config.data.batch_size} split over {n_dev} {backend.name()} devices "
             f"(data parallel)")
+    first = _epochs_done(out) + 1 if resume else 1  # the first epoch this process runs (and compiles)
     state, history = training.fit(config, ds, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty(),
                                   mesh=mesh)
     scale = data.target_scale(ds)
     best_state, meta = checkpoint.restore(out, state, which="best")
     test_mae = training.evaluate_split(config, best_state.params, ds, "test", mesh=mesh)
     best = min(history, key=lambda h: h["val_mae"])
-    steps = [h["step_ms"] for h in history[1:]] or [history[0]["step_ms"]]
+    step_ms, measured = report.warm_step_time(history, first=first)
     summary = {"run_dir": str(out), "params": count_params(state.params), "epochs": len(history),
                "best_epoch": best["epoch"], "best_val_mae": best["val_mae"],
                "best_val_mae_degC": best["val_mae_degC"], "test_mae": test_mae,
-               "test_mae_degC": test_mae * scale, "step_ms_median": float(np.median(steps)),
+               "test_mae_degC": test_mae * scale, "step_ms_median": step_ms, "step_ms_of": measured,
                "backend": backend.name(), "device": str(jax.devices()[0].device_kind),
                "devices": n_dev}
     if not quiet:
-        _log(f"time per training step: {summary['step_ms_median']:.1f} ms (median over epochs after the first, "
-             f"batch {config.data.batch_size}, {config.data.timesteps} steps, {backend.name()})")
+        _log(f"{step_ms:.1f} ms per training step (median of {measured}; batch {config.data.batch_size}, "
+             f"{config.data.timesteps} timesteps, {backend.name()})")
     return summary
+
+
+def _epochs_done(out) -> int:
+    """Epochs a run directory already holds (0 when it has no readable history: then fit decides)."""
+    try:
+        return len(rundir.read_history(out))
+    except (OSError, ValueError, TypeError):
+        return 0
 
 
 def naive_mae(config: Config, ds: data.Dataset, split: str) -> float:

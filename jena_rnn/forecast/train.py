@@ -12,6 +12,8 @@ epsilon outside, ``g / (sqrt(nu) + eps)``). The learning rate lives in ``opt_sta
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -24,7 +26,7 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 from jena_rnn.runtime import distributed, loop, report, rundir
 from jena_rnn import backend, data
-from jena_rnn.config import Config, config_from_saved, to_dict
+from jena_rnn.config import Config, ModelConfig, config_from_saved, to_dict
 from jena_rnn.forecast.record import check_resume, stats_json
 from jena_rnn.runtime.state import TrainState, make_optimizer  # noqa: F401 -- public as train.TrainState
 from jena_rnn.nn.models import apply_model, init_model
@@ -277,6 +279,10 @@ def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
         rundir.write_stats(run_dir, stats_json(ds))
         # before the first checkpoint, so a crash inside it still leaves a resumable run
         rundir.write_config(run_dir, to_dict(config))
+    # loss.png shows the naive forecast as its baseline and a °C axis (one cheap pass over the validation split)
+    naive = dataclasses.replace(config, model=ModelConfig(kind="naive", layers=()))
+    plot = None if run_dir is None else functools.partial(report.write_history, scale=scale,
+                                                          baseline=evaluate_split(naive, {}, ds, "val"))
     bar = report.ProgressBar(config.train.steps_per_epoch, epochs=config.train.epochs, done=len(history)) \
         if progress else None
     train_epoch = make_train_epoch(config, ds.train, ds.target_col, progress=bar, mesh=mesh)
@@ -298,7 +304,7 @@ def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
     return loop.run_epochs(state, history, one_epoch, epochs=config.train.epochs,
                            steps=config.train.steps_per_epoch, score="val_mae",
                            finite={"train_mae": "training MAE", "val_mae": "validation MAE"},
-                           run_dir=run_dir, config=to_dict(config), write_history=report.write_history, log=log,
+                           run_dir=run_dir, config=to_dict(config), write_history=plot, log=log,
                            line=lambda row, hist: report.epoch_line(row, config.train.epochs, hist),
                            patience=config.train.patience, hint="Try a lower --lr.")
 

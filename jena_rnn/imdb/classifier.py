@@ -142,7 +142,8 @@ def init_state(cfg: IMDBConfig) -> TrainState:
 
 # history.csv and history.png (loss and accuracy, the lecture's two figures)
 write_history = functools.partial(report.write_history, fields=HISTORY_FIELDS, plot="history.png",
-                                  panels=(("loss", "loss", "binary cross-entropy"), ("acc", "accuracy", "accuracy")))
+                                  panels=(("loss", "loss", "binary cross-entropy"), ("acc", "accuracy", "accuracy")),
+                                  best_of=("val_acc", False))  # the best checkpoint is the most accurate epoch
 
 
 def fit(cfg: IMDBConfig, splits: dict, run_dir=None, *, resume: bool = False, log=print,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import statistics
 from pathlib import Path
 
 from jena_rnn.atomic import write_atomic
@@ -70,6 +71,23 @@ def history_csv(history: list[dict], fields: tuple[str, ...] = HISTORY_FIELDS) -
     return buf.getvalue()
 
 
+def warm_step_time(history: list[dict], *, first: int = 1) -> tuple[float, str]:
+    """Median ``step_ms`` of the epochs after ``first`` (the first epoch this process ran) and what it covers.
+
+    That first epoch includes jit compilation, so it is left out whenever a later epoch exists; so are the
+    epochs of an earlier process (a resumed run's), each of which paid its own compilation.
+    Returns:
+      (milliseconds, label), e.g. ``(12.3, "epochs 2-20, compile excluded")``.
+    """
+    warm = [h for h in history if h["epoch"] > first]
+    if not warm:  # only the compiling epoch ran: say so rather than hide it
+        row = next((h for h in history if h["epoch"] == first), history[-1])
+        return float(row["step_ms"]), f"epoch {row['epoch']}, compile included"
+    lo, hi = warm[0]["epoch"], warm[-1]["epoch"]
+    return (float(statistics.median(h["step_ms"] for h in warm)),
+            f"epoch {lo}, compile excluded" if lo == hi else f"epochs {lo}-{hi}, compile excluded")
+
+
 def pyplot():
     """Return ``matplotlib.pyplot`` on the file-only Agg backend (no display is ever needed)."""
     import matplotlib
@@ -89,40 +107,83 @@ def save_figure(fig, path: str | Path) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def plot_history(history: list[dict], path: str | Path, *, title: str = "Training and validation loss",
-                 baseline: float | None = None, unit: str = "normalised",
-                 panels: tuple[tuple[str, str, str], ...] | None = None) -> None:
-    """Plot training (dots) and validation (line) metrics per epoch, as the lecture's figures do.
+def epoch_axis(ax, epochs) -> None:
+    """Give ``ax`` whole-number epoch ticks; a single epoch gets the range [e - 1, e + 1] around it.
+
+    (Matplotlib's integer locator needs two whole numbers in view, and one point's default range holds one.)
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    epochs = set(epochs)
+    if len(epochs) == 1:
+        (e,) = epochs
+        ax.set_xlim(e - 1, e + 1)
+    ax.set_xlabel("epoch")
+
+
+def history_figure(history: list[dict], *, title: str = "Training and validation loss",
+                   baseline: float | None = None, unit: str = "normalised", scale: float | None = None,
+                   scale_unit: str = "°C", best_of: tuple[str, bool] | None = None,
+                   panels: tuple[tuple[str, str, str], ...] | None = None):
+    """Build the lecture-style figure of a history: training (dots) and validation (line) per epoch.
 
     Args:
-      panels: one ``(key, word, ylabel)`` per subplot, plotting ``train_<key>`` and ``val_<key>``;
-        default: the MAE, labelled "loss" as in the lecture. ``baseline`` is drawn on the first panel.
+      history: one row per epoch with ``epoch``, ``train_<key>`` and ``val_<key>`` for each panel.
+      panels: one ``(key, word, ylabel)`` per subplot; default: the MAE, labelled "loss" as in the lecture.
+      baseline: drawn on the first panel as a dashed line (the naive forecast's validation MAE).
+      scale: when given, the first panel gets a second y axis on the right in ``scale_unit``,
+        ``y * scale`` (the target's training std turns a normalised MAE into °C).
+      best_of: ``(column, minimize)`` that picks the best epoch (the one the best checkpoint holds),
+        marked on every panel; default: the first panel's ``val_<key>``, minimised.
+    Returns:
+      The matplotlib Figure (not saved; ``plot_history`` saves it). Validation points carry markers, so a
+      one-epoch history still shows them; epoch ticks are whole numbers.
     """
     panels = panels or (("mae", "loss", f"MAE ({unit})"),)
+    column, minimize = best_of or (f"val_{panels[0][0]}", True)
     epochs = [h["epoch"] for h in history]
+    scores = [h[column] for h in history]
+    best = history[(min if minimize else max)(range(len(history)), key=scores.__getitem__)]["epoch"] \
+        if history else None
     fig, axes = pyplot().subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for n, (ax, (key, word, ylabel)) in enumerate(zip(axes[0], panels)):
+        val = [h[f"val_{key}"] for h in history]
         ax.plot(epochs, [h[f"train_{key}"] for h in history], "bo", label=f"Training {word}")
-        ax.plot(epochs, [h[f"val_{key}"] for h in history], "b", label=f"Validation {word}")
+        ax.plot(epochs, val, "b-", marker=".", label=f"Validation {word}")
+        if best is not None:
+            ax.plot([best], [val[epochs.index(best)]], "r*", markersize=12, label=f"best epoch ({best})")
         if baseline is not None and n == 0:
-            ax.axhline(baseline, color="gray", linestyle="--", label="naive baseline")
+            ax.axhline(baseline, color="gray", linestyle="--", label=f"naive baseline ({baseline:.3f})")
+        if scale is not None and n == 0:
+            sec = ax.secondary_yaxis("right", functions=(lambda y: y * scale, lambda y: y / scale))
+            sec.set_ylabel(f"{ylabel.split(' (')[0]} ({scale_unit})")
+        epoch_axis(ax, epochs)
         ax.set_title(title if len(panels) == 1 else f"Training and validation {word}")
-        ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.legend()
+    return fig
+
+
+def plot_history(history: list[dict], path: str | Path, **kwargs):
+    """Save ``history_figure(history, **kwargs)`` as a PNG at ``path``; return the (closed) Figure."""
+    fig = history_figure(history, **kwargs)
     save_figure(fig, path)
+    return fig
 
 
 def write_history(run_dir: str | Path, history: list[dict], *, fields: tuple[str, ...] = HISTORY_FIELDS,
                   plot: str = "loss.png", panels: tuple[tuple[str, str, str], ...] | None = None,
-                  title: str | None = None) -> None:
+                  title: str | None = None, baseline: float | None = None, scale: float | None = None,
+                  best_of: tuple[str, bool] | None = None) -> None:
     """Write ``history.csv`` (columns ``fields`` first) and the plot ``plot`` into ``run_dir``.
 
-    ``history.json`` is ``rundir.write_history``'s; ``panels``: as ``plot_history``'s.
+    ``history.json`` is ``rundir.write_history``'s; ``panels``, ``baseline``, ``scale``, ``best_of``: as
+    ``history_figure``'s.
     """
     run_dir = Path(run_dir)
     write_atomic(run_dir / "history.csv", history_csv(history, fields).encode())
-    plot_history(history, run_dir / plot, panels=panels,
+    plot_history(history, run_dir / plot, panels=panels, baseline=baseline, scale=scale, best_of=best_of,
                  title=title or f"Training and validation loss ({run_dir.name})")
 
 

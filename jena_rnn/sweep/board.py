@@ -34,19 +34,24 @@ def write_leaderboard(out: Path, board: list[dict]) -> None:
     plot_curves(board, out / "val_curves.png")
 
 
-def plot_curves(board: list[dict], path: Path, *, top: int = 10) -> None:
-    """Plot every member's validation MAE per epoch (the best ``top`` labelled)."""
+def plot_curves(board: list[dict], path: Path, *, top: int = 10):
+    """Plot every member's validation MAE per epoch (the best ``top`` labelled); return the (closed) Figure.
+
+    Points carry markers, so a one-epoch sweep still shows them; epoch ticks are whole numbers.
+    """
     fig, ax = report.pyplot().subplots(figsize=(7, 4.5))
     for b in board:
         h = b["history"]
-        ax.plot([r["epoch"] for r in h], [r["val_mae_degC"] for r in h], alpha=0.8 if b["rank"] <= top else 0.3,
+        ax.plot([r["epoch"] for r in h], [r["val_mae_degC"] for r in h], marker=".",
+                alpha=0.8 if b["rank"] <= top else 0.3,
                 label=f"{b['member']} lr={b['lr']:.2g} rd={_fmt(b['recurrent_dropout'])} s={b['seed']}"
                 if b["rank"] <= top else None)
-    ax.set_xlabel("epoch")
     ax.set_ylabel("validation MAE (°C)")
     ax.set_title(f"Validation MAE of {len(board)} sweep members")
+    report.epoch_axis(ax, [r["epoch"] for b in board for r in b["history"]])
     ax.legend(fontsize=7)
     report.save_figure(fig, path)
+    return fig
 
 
 def member_results(names: list[str], history: list[dict]) -> list[dict]:
