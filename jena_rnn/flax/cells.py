@@ -38,7 +38,7 @@ Array = jax.Array
 __all__ = ["SimpleCell", "LSTMCell", "GRUCell", "params_from_flax"]
 
 
-def _rngs_key(rngs, stream: str) -> Array:
+def draw_key(rngs, stream: str) -> Array:
     """A key from an ``nnx.Rngs`` (its ``stream``), an ``nnx.RngStream`` or a raw key."""
     if isinstance(rngs, nnx.Rngs):
         return rngs[stream]()
@@ -64,7 +64,7 @@ class _Cell(RNNCellBase):
             for arg, n in (("in_features", in_features), ("hidden_features", hidden_features)):
                 if not isinstance(n, int) or n < 1:
                     raise ValueError(f"{name}: {arg} must be a positive int, got {n!r}")
-            params = cells.init_cell(self.kind, _rngs_key(rngs, "params"), in_features, hidden_features,
+            params = cells.init_cell(self.kind, draw_key(rngs, "params"), in_features, hidden_features,
                                      reset_after=self.reset_after)
         got = check_params(name, self.kind, params, reset_after=self.reset_after)
         if got != (in_features, hidden_features):
@@ -98,7 +98,7 @@ class _Cell(RNNCellBase):
         else:
             if rngs is None:
                 raise ValueError(f"{type(self).__name__}.initialize_carry: carry_init needs rngs")
-            leaves = [carry_init(_rngs_key(rngs, "carry"), shape, jnp.float32)
+            leaves = [carry_init(draw_key(rngs, "carry"), shape, jnp.float32)
                       for _ in range(2 if self.kind == "lstm" else 1)]
         return tuple(leaves) if self.kind == "lstm" else leaves[0]
 
