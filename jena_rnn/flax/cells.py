@@ -180,6 +180,9 @@ def params_from_flax(cell) -> tuple[dict, dict]:
     computes what ``cell`` does. Only the tanh/sigmoid defaults map; other ``activation_fn``/``gate_fn``
     are refused.
     """
+    if not isinstance(cell, (nnx.GRUCell, nnx.LSTMCell, nnx.SimpleCell)):
+        raise ValueError(f"params_from_flax: expected nnx.SimpleCell, nnx.LSTMCell or nnx.GRUCell, "
+                         f"got {type(cell).__name__}")
     if getattr(cell, "gate_fn", jax.nn.sigmoid) is not jax.nn.sigmoid or cell.activation_fn is not jnp.tanh:
         raise ValueError("params_from_flax: only gate_fn=sigmoid and activation_fn=tanh map onto our cells")
     if isinstance(cell, nnx.GRUCell):
@@ -192,9 +195,6 @@ def params_from_flax(cell) -> tuple[dict, dict]:
             return jnp.concatenate([getattr(getattr(cell, n), attr)[...] for n in names], axis=-1)
         hs = ("hi", "hf", "hg", "ho")
         return {"w_x": cat(("ii", "if_", "ig", "io"), "kernel"), "w_h": cat(hs, "kernel"), "b": cat(hs, "bias")}, {}
-    if isinstance(cell, nnx.SimpleCell):
-        if cell.residual:
-            raise ValueError("params_from_flax: nnx.SimpleCell(residual=True) adds h, which ours does not")
-        return {"w_x": cell.dense_i.kernel[...], "w_h": cell.dense_h.kernel[...], "b": cell.dense_i.bias[...]}, {}
-    raise ValueError(f"params_from_flax: expected nnx.SimpleCell, nnx.LSTMCell or nnx.GRUCell, "
-                     f"got {type(cell).__name__}")
+    if cell.residual:  # nnx.SimpleCell
+        raise ValueError("params_from_flax: nnx.SimpleCell(residual=True) adds h, which ours does not")
+    return {"w_x": cell.dense_i.kernel[...], "w_h": cell.dense_h.kernel[...], "b": cell.dense_i.bias[...]}, {}
