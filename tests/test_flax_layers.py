@@ -28,13 +28,16 @@ def _xs(seed=1, shape=(B, T, F)):
     return jnp.asarray(np.random.default_rng(seed).standard_normal(shape), jnp.float32)
 
 
-OPTIONS = [{}, {"return_sequences": True}, {"go_backwards": True, "return_sequences": True},
-           {"padding": "pre"}, {"activation": "relu", "return_sequences": True}]
+OPTIONS = {"last": {}, "seq": {"return_sequences": True}, "backwards": {"go_backwards": True, "return_sequences": True},
+           "pre": {"padding": "pre"}, "relu": {"activation": "relu", "return_sequences": True}}
+# every cell with whole sequences, every option on the lecture's GRU (each case compiles its own scans)
+LAYER_CASES = [(*c, "seq") for c in CELLS] + [("gru", False, o) for o in OPTIONS if o != "seq"]
+LAYER_IDS = [f"{i}-seq" for i in CELL_IDS] + [f"gru-before-{o}" for o in OPTIONS if o != "seq"]
 
 
-@pytest.mark.parametrize("options", OPTIONS, ids=["last", "seq", "backwards", "pre", "relu"])
-@pytest.mark.parametrize("kind,reset_after", CELLS, ids=CELL_IDS)
-def test_layer_is_unroll_with_lengths_and_final_carry(kind, reset_after, options):
+@pytest.mark.parametrize("kind,reset_after,option", LAYER_CASES, ids=LAYER_IDS)
+def test_layer_is_unroll_with_lengths_and_final_carry(kind, reset_after, option):
+    options = OPTIONS[option]
     layer, xs, lengths = _layer(kind, reset_after, **options), _xs(), jnp.array([T, 4])
     carry, ys = layer(xs, lengths=lengths, return_carry=True)
     options = {"return_sequences": False, **options}  # the layer's default (Keras's), not unroll's
@@ -100,8 +103,8 @@ def test_dropout_in_training_mode_without_rngs_is_refused():
     layer(_xs())  # no mask, no key needed
 
 
-@pytest.mark.parametrize("merge_mode", ["concat", "sum", "ave", "mul"])
-@pytest.mark.parametrize("kind,reset_after", CELLS, ids=CELL_IDS)
+@pytest.mark.parametrize("kind,reset_after,merge_mode", [(*c, "concat") for c in CELLS] + [
+    ("gru", False, m) for m in ("sum", "ave", "mul")], ids=[f"{i}-concat" for i in CELL_IDS] + ["sum", "ave", "mul"])
 def test_bidirectional_is_rnn_bidirectional(kind, reset_after, merge_mode):
     kw = dict(return_sequences=merge_mode == "concat", dropout=0.2, recurrent_dropout=0.1)
     fw, bw = _layer(kind, reset_after, 0, **kw), _layer(kind, reset_after, 5, **kw)
