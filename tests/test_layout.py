@@ -14,7 +14,7 @@ TOP = {"config", "backend", "atomic"}
 ALLOWED = {"nn": TOP | {"nn"}, "data": TOP | {"data"}, "runtime": TOP | {"runtime"},
            "forecast": TOP | {"nn", "data", "runtime", "forecast", "imdb"},
            "imdb": TOP | {"nn", "data", "runtime", "imdb"},
-           "sweep": TOP | {"nn", "data", "runtime", "forecast", "sweep"}}
+           "sweep": TOP | {"nn", "data", "runtime", "forecast", "sweep"}, "flax": TOP | {"nn", "flax"}}
 # the top-level modules every wing may use import nothing of jena_rnn but config
 TOP_ALLOWED = {"config": set(), "backend": {"config"}, "atomic": set()}
 
