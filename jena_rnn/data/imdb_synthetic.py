@@ -1,29 +1,28 @@
 """A deterministic synthetic review corpus in the ``aclImdb`` layout: the IMDB task's offline default.
 
-It is built to be about as hard as the real reviews, not to be solved: the design (``ReviewSpec``, the
-defaults in brackets; the full account is docs/imdb.md, "Synthetic corpus"):
+It is built to be about as hard as the real reviews, not to be solved. ``ReviewSpec`` holds the knobs
+(defaults in brackets; docs/imdb.md, "Synthetic corpus", gives the account and the resulting curve):
 
-- Words. A neutral vocabulary of ``vocab`` words [20,000] (English function words, then pseudo-words made of
-  three syllables) drawn by a Zipf law, ``p(rank r) ∝ r^-zipf_s`` [1.0], so Keras's ``num_words=10000``
-  drops a few % of the tokens, as on IMDB. Lengths are log-normal, mean ``mean_len`` [238 words] and
-  ``len_sigma`` [0.8]: median ``mean_len * exp(-σ²/2)`` (≈ 172), about 9 % longer than 500 words, so
-  ``maxlen=500`` truncation matters.
-- Cues. Each token is a sentiment cue with probability ``cue_rate`` [0.04], at uniform positions, so cues
-  spread over the whole review. A cue's tier is strong / moderate / weak with ``tier_shares``
-  [0.15, 0.35, 0.5]; a tier holds ``tier_words`` [16, 24, 400] words per polarity (the strong and moderate
-  ones English, the weak ones pseudo-words that look like filler), picked by a Zipf law within the tier, and
-  each word has a fixed weight ``± tier_weight * U(0.7, 1.3)`` [2.5, 1.0, 0.3] (``CUE_WEIGHTS``).
-- Negation. With probability ``negation`` [0.2] the token before a cue becomes a negator (``NEGATORS``),
-  and a cue right after a negator counts with the opposite sign (``not good`` is negative). The negators
-  also occur as ordinary filler, where they flip nothing unless a cue follows.
-- Mixed reviews. A review has an opinion (±1, even odds); its cues take that polarity (after negation)
-  with probability ``clear_agree`` [0.85], or ``mixed_agree`` [0.6] in a ``mixed`` [0.3] share of reviews.
-- Label. ``score = Σ_cues sign * weight`` read off the text (``review_score``, the one rule), clean label
-  ``score > 0``, then a ``noise`` [0.06] share of labels is flipped. An oracle knowing the weights thus
-  scores about ``1 - noise``; a model also loses what ``maxlen`` and ``num_words`` cut.
+- Words: ``vocab`` [20,000] neutral words (80 English function words, then three-syllable pseudo-words)
+  drawn by a Zipf law ``p(rank r) ∝ r^-zipf_s`` [1.0], plus 880 cue words, so Keras's ``num_words=10000``
+  drops a few % of the tokens, as on IMDB. Lengths are log-normal with mean ``mean_len`` [238] and sigma
+  ``len_sigma`` [0.8]: median ``mean_len * exp(-sigma²/2)``, about 9 % over 500 words.
+- Cues: each word is a cue with probability ``cue_rate`` [0.1] (at least one per review) at uniform
+  positions, so cues spread over the whole review; a ``verdict`` [0.5] share of reviews ends in
+  ``verdict_len`` [15] words whose cue probability is ``verdict_rate`` [0.3]. A cue is strong, moderate or
+  weak with ``tier_shares`` [0.3, 0.35, 0.35]; the tiers hold 16, 24 and 400 words per polarity (English,
+  English, pseudo-words), Zipf-drawn within the tier, each with a fixed weight ``±{2.5, 1.0, 0.3} * U(0.7,
+  1.3)`` (``CUE_WEIGHTS``).
+- Negation: with probability ``negation`` [0.2] the word before a cue becomes a negator (``NEGATORS``); a
+  cue right after a negator counts with the opposite sign. Negators also occur as filler.
+- Mixed reviews: a review has an opinion (±1, even odds); its cues mean that opinion (after negation) with
+  probability ``clear_agree`` [0.85], or ``mixed_agree`` [0.6] in a ``mixed`` [0.3] share of reviews.
+- Labels: ``score = Σ_cues sign * weight``, read off the final text (``review_score``, the one rule); the
+  clean label is ``score > 0``, then a ``noise`` [0.05] share of labels is flipped, so an oracle knowing
+  the weights scores about ``1 - noise``.
 
 Each split is drawn in chunks until it holds ``n // 2`` positive and ``n - n // 2`` negative reviews (the first
-of each, in order), so classes are exactly balanced. Everything is numpy-vectorised and seeded.
+of each, in order). Everything is vectorised over all tokens with numpy and driven by one seeded generator.
 """
 from __future__ import annotations
 
@@ -70,20 +69,20 @@ class ReviewSpec:
     len_sigma: float = 0.8  # log-normal sigma of the length
     vocab: int = 20_000  # neutral words (the negators among them)
     zipf_s: float = 1.0  # Zipf exponent of the neutral words and of the words within a cue tier
-    cue_rate: float = 0.04  # probability that a token is a cue (at least one per review)
-    verdict: float = 0.0  # share of reviews that end with a verdict: their last verdict_len words are denser in cues
+    cue_rate: float = 0.1  # probability that a token is a cue (at least one per review)
+    verdict: float = 0.5  # share of reviews that end with a verdict: their last verdict_len words are denser in cues
     verdict_len: int = 15  # words in a verdict
     verdict_rate: float = 0.3  # probability that a word of a verdict is a cue
-    tier_shares: tuple = (0.15, 0.35, 0.5)  # probability that a cue is strong, moderate, weak
+    tier_shares: tuple = (0.3, 0.35, 0.35)  # probability that a cue is strong, moderate, weak
     negation: float = 0.2  # probability that a cue is preceded by a negator (which flips it)
     mixed: float = 0.3  # share of mixed reviews
     clear_agree: float = 0.85  # probability that a clear review's cue has the review's opinion
     mixed_agree: float = 0.6  # the same in a mixed review
-    noise: float = 0.06  # share of labels flipped after the score decides them
+    noise: float = 0.05  # share of labels flipped after the score decides them
 
     def __post_init__(self) -> None:
-        if self.vocab < len(_ENGLISH) or not self.mean_len >= 2:
-            raise ValueError(f"ReviewSpec: vocab must be >= {len(_ENGLISH)} and mean_len >= 2, "
+        if self.vocab < 1 or not self.mean_len >= 2:
+            raise ValueError(f"ReviewSpec: vocab must be >= 1 and mean_len >= 2, "
                              f"got {self.vocab}, {self.mean_len}")
 
 
@@ -108,7 +107,7 @@ def _lexicon(vocab: int):
     """
     syl = [c + v for c in _CONSONANTS for v in _VOWELS]
     taken = set(POSITIVE + NEGATIVE + _MODERATE_POS + _MODERATE_NEG + NEGATORS + _ENGLISH)
-    need = 2 * _WEAK + vocab - len(_ENGLISH)
+    need = 2 * _WEAK + max(vocab - len(_ENGLISH), 0)
     pseudo = [w for w in (syl[k // 4900] + syl[k // 70 % 70] + syl[k % 70]
                           for k in np.random.default_rng(2024).permutation(70 ** 3)[:need + 100]) if w not in taken]
     groups = [POSITIVE, NEGATIVE, _MODERATE_POS, _MODERATE_NEG, pseudo[:_WEAK], pseudo[_WEAK:2 * _WEAK]]
@@ -116,7 +115,7 @@ def _lexicon(vocab: int):
     offsets = (np.cumsum(sizes) - sizes).reshape(3, 2)
     signed = np.repeat([s * t[2] for t in _TIERS for s in (1.0, -1.0)], sizes)
     cues = signed * np.random.default_rng(7).uniform(0.7, 1.3, len(signed))  # each word its own weight
-    neutral = list(_ENGLISH) + pseudo[2 * _WEAK:2 * _WEAK + vocab - len(_ENGLISH)]
+    neutral = (list(_ENGLISH) + pseudo[2 * _WEAK:])[:vocab]
     others = [w for w in neutral if w not in NEGATORS]
     words = [w for g in groups for w in g] + list(NEGATORS) + others
     index = {w: i for i, w in enumerate(words)}
