@@ -243,6 +243,9 @@ def test_cli_run_and_resume(tmp_path, capsys):
     run("--epochs", "1", "--out", str(tmp_path / "part"))
     resumed = run("--epochs", "2", "--resume", "--out", str(tmp_path / "part"))
     assert resumed["epochs"] == 2 and resumed["test_acc"] == pytest.approx(full["test_acc"], abs=1e-6)
+    # the step time leaves out each process's compiling epoch: the resumed process compiled in epoch 2
+    assert full["step_ms_of"] == "epoch 2, compile excluded"
+    assert resumed["step_ms_of"] == "epoch 2, compile included"
     h_full, h_part = (json.loads((tmp_path / d / "history.json").read_text()) for d in ("full", "part"))
     assert h_part[1]["val_loss"] == pytest.approx(h_full[1]["val_loss"], rel=1e-5)
     with pytest.raises(SystemExit) as exc:

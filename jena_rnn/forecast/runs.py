@@ -95,7 +95,7 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
     if log is not None and n_dev > 1:
         log(f"devices: batch of {config.data.batch_size} split over {n_dev} {backend.name()} devices "
             f"(data parallel)")
-    first = _epochs_done(out) + 1 if resume else 1  # the first epoch this process runs (and compiles)
+    first = rundir.epochs_done(out) + 1 if resume else 1  # the first epoch this process runs (and compiles)
     state, history = training.fit(config, ds, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty(),
                                   mesh=mesh)
     scale = data.target_scale(ds)
@@ -113,14 +113,6 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
         _log(f"{step_ms:.1f} ms per training step (median of {measured}; batch {config.data.batch_size}, "
              f"{config.data.timesteps} timesteps, {backend.name()})")
     return summary
-
-
-def _epochs_done(out) -> int:
-    """Epochs a run directory already holds (0 when it has no readable history: then fit decides)."""
-    try:
-        return len(rundir.read_history(out))
-    except (OSError, ValueError, TypeError):
-        return 0
 
 
 def naive_mae(config: Config, ds: data.Dataset, split: str) -> float:
