@@ -58,6 +58,11 @@ def test_initial_carry_of_the_lstm_is_c_then_h():
     c, h = _xs(3, (B, H)), _xs(4, (B, H))
     _, want = rnn.unroll("lstm", layer.cell.to_params(), xs, state=LSTMState(h=h, c=c), return_sequences=False)
     np.testing.assert_allclose(layer(xs, initial_carry=(c, h)), want, rtol=1e-6)
+    # rnn.unroll's own state type is taken as it is (a NamedTuple: never read as a (c, h) pair)
+    np.testing.assert_allclose(layer(xs, initial_carry=LSTMState(h=h, c=c)), want, rtol=1e-6)
+    for bad in (h, (h,), [c, h, h]):
+        with pytest.raises(ValueError, match=r"LSTM: initial_carry must be the LSTM's \(c, h\) pair"):
+            layer(xs, initial_carry=bad)
 
 
 def test_dropout_draws_one_mask_pair_per_sequence_from_the_call_key():
@@ -153,6 +158,27 @@ def test_layers_refuse_bad_arguments_naming_them():
         layer(jnp.zeros((B, T, 4)))
     with pytest.raises(ValueError, match="Forecaster: cell must be one of"):
         jflax.Forecaster(F, H, cell="rnn", rngs=nnx.Rngs(0))
+    for arg in ("return_sequences", "return_carry"):
+        with pytest.raises(ValueError, match=f"Forecaster: {arg}=True is not a forecaster's"):
+            jflax.Forecaster(F, H, rngs=nnx.Rngs(0), **{arg: True})
+
+
+def test_forecaster_refuses_a_stack_or_a_wrong_head():
+    from jena_rnn.config import LayerConfig, ModelConfig
+    from jena_rnn.nn import models
+
+    one = ModelConfig(kind="rnn", layers=(LayerConfig(cell="gru", units=H),))
+    params = models.init_model(jax.random.PRNGKey(0), one, F, T)
+    xs = _xs()
+    np.testing.assert_allclose(jflax.Forecaster.from_params(params)(xs), models.apply_model(one, params, xs),
+                               rtol=1e-5, atol=1e-6)
+    two = ModelConfig(kind="rnn", layers=(LayerConfig(cell="gru", units=H),
+                                          LayerConfig(cell="gru", units=H)))
+    with pytest.raises(ValueError, match="Forecaster: params must be a one-layer 'rnn' model dict.*got 2 layers"):
+        jflax.Forecaster.from_params(models.init_model(jax.random.PRNGKey(0), two, F, T))
+    wide = {**params, "head": {"w": jnp.zeros((H, 2)), "b": jnp.zeros((2,))}}
+    with pytest.raises(ValueError, match=r"Forecaster: params' head w must be \[H, 1\]"):
+        jflax.Forecaster.from_params(wide)
 
 
 def test_linen_model_init_apply_and_grad():
@@ -182,6 +208,10 @@ def test_linen_model_init_apply_and_grad():
     assert not np.allclose(dropped, model.apply(variables, xs))
     np.testing.assert_array_equal(dropped, model.apply(variables, xs, deterministic=False, rngs={"dropout": key}))
     assert all(bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).sum()) > 0 for g in jax.tree.leaves(got))
+    # training-mode dropout without a "dropout" rng is refused, as linen's Dropout refuses it (the bridge's own
+    # "default" stream would otherwise give one fixed mask on every call)
+    with pytest.raises(ValueError, match=r"GRU: dropout=0.2.*linen: apply\(\.\.\., rngs=\{'dropout': key\}\)"):
+        model.apply(variables, xs, deterministic=False)
 
 
 @pytest.fixture(scope="module")

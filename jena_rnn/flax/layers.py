@@ -36,10 +36,17 @@ def _check_inputs(name: str, inputs, in_features: int) -> None:
         raise ValueError(f"{name}: inputs have {shape[2]} features, expected in_features={in_features}")
 
 
-def _fork(rngs):
+def _fork(rngs, own_stream: bool = False):
     """The dropout stream a Module keeps (``nnx.Dropout``'s way), or None (also for an Rngs without one,
-    e.g. linen's init, which passes "params" only)."""
+    e.g. linen's init, which passes "params" only).
+
+    ``own_stream``: only an explicit "dropout" stream counts, never nnx's fallback to "default" (linen's
+    convention: ``bridge.ToLinen`` always adds a "default" stream seeded 0, which would otherwise give one
+    fixed mask on every call when the user passed no dropout rng).
+    """
     if isinstance(rngs, nnx.Rngs):
+        if own_stream and "dropout" not in rngs:
+            return nnx.data(None)
         try:
             return rngs["dropout"].fork()
         except KeyError:
@@ -55,8 +62,19 @@ def _dropout_key(name: str, rates: tuple[float, float], train: bool, rngs, own):
     if source is None:
         raise ValueError(f"{name}: dropout={rates[0]}, recurrent_dropout={rates[1]} in training mode "
                          "(deterministic=False) needs rngs: pass rngs=nnx.Rngs(...) to the constructor or "
-                         "the call, or call model.eval()")
+                         "the call, or call model.eval() (linen: apply(..., rngs={'dropout': key}), or "
+                         "deterministic=True)")
     return draw_key(source, "dropout")
+
+
+def _lstm_state(name: str, carry) -> LSTMState:
+    """The LSTM carry as ``rnn.unroll``'s state: an ``LSTMState`` as it is, a pair as Flax's ``(c, h)``."""
+    if isinstance(carry, LSTMState):  # a NamedTuple, so test it before the plain pair
+        return carry
+    if isinstance(carry, (tuple, list)) and len(carry) == 2:
+        return LSTMState(h=carry[1], c=carry[0])
+    raise ValueError(f"{name}: initial_carry must be the LSTM's (c, h) pair (as nnx.LSTMCell's carry) or an "
+                     f"rnn.LSTMState, got {type(carry).__name__} of shape {shape_of(carry)}")
 
 
 class _Recurrent(nnx.Module):
@@ -68,7 +86,7 @@ class _Recurrent(nnx.Module):
                  reset_after: bool = False, dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  return_sequences: bool = False, go_backwards: bool = False, return_carry: bool = False,
                  padding: str = "right", deterministic: bool = False, rngs: nnx.Rngs | None = None,
-                 params: dict | None = None):
+                 params: dict | None = None, dropout_stream_required: bool = False):
         name = type(self).__name__
         for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not isinstance(rate, (int, float)) or not 0.0 <= rate < 1.0:
@@ -84,7 +102,7 @@ class _Recurrent(nnx.Module):
         self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
         self.return_sequences, self.go_backwards = return_sequences, go_backwards
         self.return_carry, self.padding, self.deterministic = return_carry, padding, deterministic
-        self.rngs = _fork(rngs)
+        self.rngs = _fork(rngs, dropout_stream_required)
 
     @classmethod
     def from_params(cls, params: dict, **kwargs):
@@ -123,7 +141,7 @@ class _Recurrent(nnx.Module):
         train = not (self.deterministic if deterministic is None else deterministic)
         key = _dropout_key(name, (self.dropout, self.recurrent_dropout), train, rngs, self.rngs)
         if kind == "lstm" and initial_carry is not None:
-            initial_carry = LSTMState(h=initial_carry[1], c=initial_carry[0])
+            initial_carry = _lstm_state(name, initial_carry)
         final, ys = rnn.unroll(kind, self.cell.to_params(), inputs, state=initial_carry,
                                go_backwards=self.go_backwards, return_sequences=self.return_sequences,
                                lengths=lengths, mask=mask, padding=self.padding, reset_after=self.cell.reset_after,
@@ -231,6 +249,12 @@ class Forecaster(nnx.Module):
                  params: dict | None = None, **layer_kwargs):
         if cell not in LAYERS:
             raise ValueError(f"Forecaster: cell must be one of {tuple(LAYERS)}, got {cell!r}")
+        for arg in ("return_sequences", "return_carry"):
+            if layer_kwargs.get(arg):
+                raise ValueError(f"Forecaster: {arg}=True is not a forecaster's: it predicts one value per window "
+                                 "from the layer's last output")
+        if params is not None:
+            _check_forecaster_params(params, hidden_features)
         if params is None:
             if rngs is None:
                 raise ValueError("Forecaster: pass rngs (to draw the initial weights) or params")
@@ -245,6 +269,7 @@ class Forecaster(nnx.Module):
     @classmethod
     def from_params(cls, params: dict, *, cell: str = "gru", rngs: nnx.Rngs | None = None, **layer_kwargs):
         """Build from a ``models.init_model`` "rnn" dict with one layer (kwargs: the layer's)."""
+        _check_forecaster_params(params, None)
         feats, units = params["layers"][0]["w_x"].shape[0], params["layers"][0]["w_h"].shape[0]
         return cls(feats, units, cell=cell, params=params, rngs=rngs, **layer_kwargs)
 
@@ -257,3 +282,19 @@ class Forecaster(nnx.Module):
             rngs = jax.random.split(rngs, 1)[0]
         h = self.rnn(xs, deterministic=deterministic, rngs=rngs, return_carry=False)
         return models.dense({"w": self.w[...], "b": self.b[...]}, h)[:, 0]
+
+
+def _check_forecaster_params(params, units: int | None) -> None:
+    """Refuse a model dict that is not one recurrent layer -> Dense(1) (a stack would run only its first layer)."""
+    layers = params.get("layers") if isinstance(params, dict) else None
+    if not isinstance(layers, (list, tuple)) or len(layers) != 1 or not isinstance(params.get("head"), dict):
+        got = f"{len(layers)} layers" if isinstance(layers, (list, tuple)) else f"keys {sorted(params)}" \
+            if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"Forecaster: params must be a one-layer 'rnn' model dict {{'layers': [cell params], "
+                         f"'head': {{'w': [H, 1], 'b': [1]}}}}, got {got}; a stack runs through "
+                         "jena_rnn.nn.models.apply_model")
+    h = layers[0]["w_h"].shape[0] if isinstance(layers[0], dict) and "w_h" in layers[0] else None
+    w = shape_of(params["head"].get("w"))
+    if h is None or w != (h, 1) or (units is not None and units != h):
+        raise ValueError(f"Forecaster: params' head w must be [H, 1] = [{h}, 1] for a layer of {h} units"
+                         f"{'' if units is None else f' (hidden_features={units})'}, got {w}")
