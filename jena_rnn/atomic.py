@@ -79,6 +79,22 @@ def writer(path: str | Path) -> Iterator[BinaryIO]:
         os.close(dir_fd)
 
 
+def new_file_mode(folder: str | Path) -> int:
+    """The permission bits a plain ``open()`` gives a new file in ``folder`` (``0o666 & ~umask``).
+
+    Read from a probe file (one of ``tmp_name``'s, removed at once) rather than ``os.umask``, which can only
+    be read by setting it, process-wide, under every other thread's feet. For files that another library
+    creates with ``tempfile`` (0o600) before they are moved into place (the downloads).
+    """
+    probe = Path(folder) / tmp_name("mode")
+    try:
+        with open(probe, "wb"):
+            pass
+        return stat.S_IMODE(os.stat(probe).st_mode)
+    finally:
+        probe.unlink(missing_ok=True)
+
+
 def write_atomic(path: str | Path, data: bytes | str) -> None:
     """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically (``writer``)."""
     with writer(path) as f:

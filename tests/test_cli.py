@@ -227,12 +227,16 @@ def test_each_sweep_axis_has_its_own_help_and_evaluate_split_says_what_it_is():
 def test_the_step_time_leaves_out_each_process_first_epoch():
     from jena_rnn.runtime import report
 
-    rows = [{"epoch": e, "step_ms": ms} for e, ms in [(1, 900.0), (2, 10.0), (3, 14.0), (4, 12.0), (5, 800.0),
-                                                      (6, 11.0)]]
+    # resumed after epoch 4: epoch 5 compiled again; the rows say which epochs each process ran first
+    rows = [{"epoch": e, "step_ms": ms, "first_in_process": e in (1, 5)}
+            for e, ms in [(1, 900.0), (2, 10.0), (3, 14.0), (4, 12.0), (5, 800.0), (6, 11.0)]]
     assert report.warm_step_time(rows[:4]) == (12.0, "epochs 2-4, compile excluded")
-    # resumed after epoch 4: epoch 5 compiled again, epochs 1-4 belong to the earlier process
-    assert report.warm_step_time(rows, first=5) == (11.0, "epoch 6, compile excluded")
+    assert report.warm_step_time(rows) == (11.5, "epochs 2-4, 6, compile excluded")
     assert report.warm_step_time(rows[:1]) == (900.0, "epoch 1, compile included")
+    # rows that do not say (an older version's) are not trusted to be warm
+    assert report.warm_step_time([{k: v for k, v in r.items() if k != "first_in_process"} for r in rows[:4]]) \
+        == (12.0, "epoch 4, compile included")
+    assert report.epoch_ranges([2, 3, 5, 7, 8]) == "epochs 2-3, 5, 7-8"
 
 
 def test_data_report_is_printed_only_when_it_says_something(tmp_path, capsys):
@@ -248,6 +252,13 @@ def test_data_report_is_printed_only_when_it_says_something(tmp_path, capsys):
             "non_increasing": 0, "gaps": 1, "missing_slots": 4}
     assert runs.data_notes(real) == {"sentinel_counts": {"wv (m/s)": 3}, "sentinel_policy": "zero",
                                      "duplicated_timestamps": 2, "gaps": 1, "missing_slots": 4}
+    # a sentinel outside the wind columns was handled by the other policy: the note says which did what
+    elsewhere = real | {"sentinel_counts": {"wv (m/s)": 3, "T (degC)": 5}, "other_sentinel_policy": "interpolate"}
+    assert runs.data_notes(elsewhere)["sentinel_policy"] == "zero"
+    assert runs.data_notes(elsewhere)["other_sentinel_policy"] == "interpolate"
+    only_t = real | {"sentinel_counts": {"T (degC)": 5}, "other_sentinel_policy": "interpolate"}
+    assert "sentinel_policy" not in runs.data_notes(only_t) and runs.data_notes(only_t)["other_sentinel_policy"] \
+        == "interpolate"
     assert runs.data_notes(real | {"sentinel_counts": {}, "duplicated_timestamps": 0, "gaps": 0,
                                    "missing_slots": 0}) == {}
     cli.main(["baseline", *TINY])  # the synthetic default is cached now
@@ -268,4 +279,7 @@ def test_train_prints_the_step_time_without_compilation(tmp_path, capsys):
         in captured.err
     assert cli.main(["train", "--model", "gru", "--units", "4", "--epochs", "4", "--steps-per-epoch", "2",
                      "--out", str(out), "--resume", *TINY]) == 0
-    assert json.loads(capsys.readouterr().out)["step_ms_of"] == "epoch 4, compile included"
+    # the resumed process compiled in epoch 4: the warm epochs are the first process's
+    assert json.loads(capsys.readouterr().out)["step_ms_of"] == "epochs 2-3, compile excluded"
+    history = json.loads((out / "history.json").read_text())
+    assert [h["first_in_process"] for h in history] == [True, False, False, True]

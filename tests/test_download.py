@@ -1,5 +1,8 @@
 """download_jena / download_imdb through pooch, served by a local HTTP server (no network is used)."""
 import hashlib
+import os
+import re
+import stat
 import http.server
 import socket
 import threading
@@ -114,13 +117,44 @@ def test_verifies_existing_copy_and_falls_back_to_the_mirror(server, tmp_path, m
     assert dest.read_bytes() == good and server.log == ["/book.zip", "/tf.zip"]
     data.download_jena(tmp_path, url=book, size=50, sha256=digest, verbose=False)  # verified copy: no download
     assert len(server.log) == 2
-    dest.write_bytes(b"w" * 50)  # same size, wrong content: hashed, found bad, fetched again
-    data.download_jena(tmp_path, url=book, size=50, sha256=digest, verbose=False)
-    assert dest.read_bytes() == good and len(server.log) == 4
-    dest.write_bytes(b"short")  # wrong size, no digest pinned: fetched again, replaced whole
-    data.download_jena(tmp_path, url=tf, size=50, verbose=False)
-    assert dest.read_bytes() == good and len(server.log) == 5
     assert [p.name for p in tmp_path.iterdir()] == [dest.name]
+
+
+def test_a_file_that_does_not_verify_is_never_replaced(server, tmp_path):
+    """A copy at the destination that is not a verified one may be the user's (a partial download, another
+    version): it is refused, named and left as it was, and nothing is fetched."""
+    good = b"y" * 50
+    server.files["/tf.zip"] = good
+    dest = tmp_path / "jena_climate_2009_2016.csv.zip"
+    for mine, pinned, why in ((b"w" * 50, sha(good), f"SHA-256 {sha(b'w' * 50)}, expected {sha(good)}"),
+                              (b"short", None, "5 bytes, expected 50")):
+        dest.write_bytes(mine)
+        with pytest.raises(ValueError, match=re.escape(f"{dest} exists but is not a verified copy of the Jena "
+                                                       f"archive ({why}); it is left as it is")):
+            data.download_jena(tmp_path, url=server.url("/tf.zip"), size=50, sha256=pinned, verbose=False)
+        assert dest.read_bytes() == mine and server.log == []
+    assert [p.name for p in tmp_path.iterdir()] == [dest.name]
+
+
+def test_a_download_gets_the_mode_of_a_new_file(server, tmp_path):
+    """pooch's temporary is 0o600 (tempfile); the download gets what open() gives under the umask."""
+    server.files["/a.zip"] = b"x" * 30
+    old = os.umask(0o027)
+    try:
+        dest = data.download_jena(tmp_path / "d", url=server.url("/a.zip"), size=30, verbose=False)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(dest.stat().st_mode) == 0o640
+    assert [p.name for p in dest.parent.iterdir()] == [dest.name]  # the probe is gone
+
+
+def test_another_error_of_pooch_is_not_called_a_digest_mismatch(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("something else went wrong")
+
+    monkeypatch.setattr(download.pooch, "retrieve", broken)
+    with pytest.raises(ValueError, match="something else went wrong"):
+        data.download_jena(tmp_path, url="http://127.0.0.1:9/x.zip", size=5, sha256="ab" * 32, verbose=False)
 
 
 def test_verified_copy_is_reused_with_no_server(tmp_path):
@@ -129,9 +163,9 @@ def test_verified_copy_is_reused_with_no_server(tmp_path):
     url = closed_port_url()
     assert data.download_jena(tmp_path, url=url, size=20, sha256=sha(b"q" * 20)) == dest
     assert data.download_jena(tmp_path, url=url, size=20) == dest  # size only
-    with pytest.raises(ConnectionError):  # a copy of the wrong size is not taken for the archive
+    with pytest.raises(ValueError, match="20 bytes, expected 21"):  # a copy of the wrong size is not the archive
         data.download_jena(tmp_path, url=url, size=21, verbose=False)
-    assert dest.read_bytes() == b"q" * 20  # a failed download leaves what was there
+    assert dest.read_bytes() == b"q" * 20  # and it is left as it was
 
 
 def test_server_gone_gives_one_connection_error(server, tmp_path):

@@ -27,7 +27,9 @@ def test_best_checkpoint_and_early_stop_follow_the_score(tmp_path):
     assert logs[:5] == ["e1", "e2", "e3", "e4", "e5"] and "no better validation X for 3 epochs" in logs[-1]
     assert all(h["epoch_seconds"] >= 0 and h["train"] == 1.0 for h in history)
     # the one row builder: the metrics, then the training time, per step (1 step: 500 ms) and the epoch's
-    assert list(history[0]) == ["epoch", "val", "train", "train_seconds", "step_ms", "epoch_seconds"]
+    assert list(history[0]) == ["epoch", "val", "train", "train_seconds", "step_ms", "epoch_seconds",
+                                "first_in_process"]
+    assert [h["first_in_process"] for h in history] == [True] + [False] * (len(history) - 1)
     assert history[0]["train_seconds"] == 0.5 and history[0]["step_ms"] == 500.0
 
 

@@ -98,3 +98,7 @@ def test_report_keeps_its_names_and_the_epoch_line_text():
     history = [dict(row, epoch=1, epoch_seconds=40.0), row]
     assert report.epoch_line(row, 5, history) == ("epoch   2/5  train MAE 0.2500 (2.100 °C)  val MAE 0.3000 "
                                                   "(2.500 °C)  10.0s (5.0 ms/step)  ETA 0:30")
+    # another target's unit; the ETA leaves out each process's compiling epoch (a resume at epoch 3 here)
+    rows = [dict(row, epoch=e, epoch_seconds=s, first_in_process=e in (1, 3)) for e, s in ((1, 40.0), (2, 10.0),
+                                                                                              (3, 50.0))]
+    assert report.epoch_line(rows[-1], 5, rows, unit="mbar").endswith("(2.500 mbar)  50.0s (5.0 ms/step)  ETA 0:20")

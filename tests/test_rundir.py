@@ -163,6 +163,18 @@ def test_loss_figure_has_the_baseline_the_best_epoch_a_degc_axis_and_whole_epoch
         report.pyplot().close(fig)
 
 
+def test_the_second_axis_is_in_the_target_columns_unit():
+    from jena_rnn import data
+
+    assert [data.unit_of(c) for c in ("T (degC)", "p (mbar)", "wd (deg)", "rho (g/m**3)", "load")] == \
+        ["°C", "mbar", "°", "g/m**3", "target units"]
+    fig = report.history_figure(_history([0.4, 0.3]), scale=2.0, scale_unit=data.unit_of("p (mbar)"))
+    try:
+        assert fig.axes[0].child_axes[0].get_ylabel() == "MAE (mbar)"
+    finally:
+        report.pyplot().close(fig)
+
+
 def test_a_one_epoch_history_shows_its_points_and_no_baseline_or_axis_unless_given():
     fig = report.history_figure(_history([0.3]))
     try:

@@ -13,7 +13,7 @@ from jena_rnn.data.dataset import (Dataset, Stats, check_split_order, fingerprin
 from jena_rnn.data.files import (JENA_BOUNDS, JENA_TIME_FORMAT, JENA_URL, JENA_URL_TF, JENA_ZIP_BYTES,
                                  download_jena, is_jena_like, load_csv, load_jena, parse_header)
 from jena_rnn.data.synthetic import default_table, synthetic_jena, write_jena_csv
-from jena_rnn.data.table import JENA_COLUMNS, Table
+from jena_rnn.data.table import JENA_COLUMNS, Table, unit_of
 from jena_rnn.data.windows import (Phased, WindowIndex, by_phase, end_rows, eval_rows, newest_window_rows,
                                    phases_of, sample_train_rows, window_index, windows, windows_by_phase)
 
@@ -21,5 +21,5 @@ __all__ = ["Dataset", "Phased", "Stats", "by_phase", "check_split_order", "eval_
            "load_dataset", "load_table", "normalize", "phases_of", "resolve_bounds", "sample_train_rows",
            "target_scale", "windows", "windows_by_phase", "JENA_BOUNDS", "JENA_TIME_FORMAT", "JENA_URL",
            "JENA_URL_TF", "JENA_ZIP_BYTES", "download_jena", "is_jena_like", "load_csv", "load_jena",
-           "parse_header", "JENA_COLUMNS", "Table", "default_table", "synthetic_jena", "write_jena_csv",
+           "parse_header", "JENA_COLUMNS", "Table", "unit_of", "default_table", "synthetic_jena", "write_jena_csv",
            "WindowIndex", "window_index", "end_rows", "newest_window_rows"]

@@ -77,8 +77,13 @@ def fetch(dest_dir, name: str, urls: Sequence[str], *, sha256: str | None, size:
         if not url.startswith(("https://", "http://")):
             raise ValueError(f"{url}: only http(s) URLs are downloaded; pass a local copy's path instead")
     dest = Path(dest_dir) / name
-    if dest.is_file() and _verified(dest, size, sha256):
-        return dest
+    if dest.exists():
+        problem = _problem(dest, size, sha256)
+        if problem is None:
+            return dest
+        # not ours to replace: a copy the user put there (a partial download, another version) is never lost
+        raise ValueError(f"{dest} exists but is not a verified copy of {what} ({problem}); it is left as it is: "
+                         "move it aside or delete it to download again, or pass its path to use it as it is")
     dest.parent.mkdir(parents=True, exist_ok=True)
     errors, corrupt = [], False
     for url in urls:
@@ -92,7 +97,9 @@ def fetch(dest_dir, name: str, urls: Sequence[str], *, sha256: str | None, size:
         except requests.RequestException as e:  # refused, timed out, DNS, an HTTP error status
             errors.append(f"{url}: {e}")
             continue
-        except ValueError:  # pooch's hash mismatch; it has deleted its download
+        except ValueError as e:  # pooch's hash mismatch (it has deleted its download), or something else
+            if sha256 is None or "hash" not in str(e).lower():
+                raise
             errors.append(f"{url}: SHA-256 does not match the pinned {sha256}")
             corrupt = True
             continue
@@ -106,6 +113,7 @@ def fetch(dest_dir, name: str, urls: Sequence[str], *, sha256: str | None, size:
             corrupt = True
             continue
         digest = pooch.file_hash(str(staging))
+        os.chmod(staging, atomic.new_file_mode(dest.parent))  # pooch's temporary is 0o600; a download is not
         os.replace(staging, dest)
         if verbose:
             print(f"downloaded {url} -> {dest} ({n} bytes, sha256 {digest})", file=sys.stderr)
@@ -119,9 +127,16 @@ def _mirrors(url: str, mirrors: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(MIRRORS.get(url, ())) if mirrors is None else tuple(mirrors)
 
 
-def _verified(path: Path, size: int | None, sha256: str | None) -> bool:
-    return (size is None or path.stat().st_size == size) and (
-        sha256 is None or pooch.file_hash(str(path)) == sha256.lower())
+def _problem(path: Path, size: int | None, sha256: str | None) -> str | None:
+    """Why ``path`` is not a verified copy (its size or SHA-256 differs, it is not a file), or None."""
+    if not path.is_file():
+        return "not a file"
+    n = path.stat().st_size
+    if size is not None and n != size:
+        return f"{n} bytes, expected {size}"
+    if sha256 is not None and (digest := pooch.file_hash(str(path))) != sha256.lower():
+        return f"SHA-256 {digest}, expected {sha256.lower()}"
+    return None
 
 
 @contextmanager

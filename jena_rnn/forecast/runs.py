@@ -19,7 +19,7 @@ from jena_rnn.runtime import checkpoint, distributed, report, rundir
 from jena_rnn import backend, data
 from jena_rnn.forecast import record, train as training
 from jena_rnn.data import load_table
-from jena_rnn.config import Config, DataConfig, ModelConfig, config_from_saved
+from jena_rnn.config import SENTINEL_COLUMNS, Config, DataConfig, ModelConfig, config_from_saved
 from jena_rnn.nn.models import apply_model, count_params
 
 
@@ -56,8 +56,13 @@ def data_notes(report: dict) -> dict:
         value = {c: n for c, n in value.items() if n} if isinstance(value, dict) else value
         if value:
             notes[key] = value
-    for key, policy in (("sentinel_counts", "sentinel_policy"), ("outlier_counts", "outlier_policy")):
-        if key in notes and report.get(policy) is not None:
+    sentinels = notes.get("sentinel_counts", {})
+    for key, policy, applies in (
+            ("sentinel_counts", "sentinel_policy", any(c in SENTINEL_COLUMNS for c in sentinels)),
+            # sentinels outside the wind columns are handled by the other policy (checks.apply_sentinel)
+            ("sentinel_counts", "other_sentinel_policy", any(c not in SENTINEL_COLUMNS for c in sentinels)),
+            ("outlier_counts", "outlier_policy", True)):
+        if key in notes and applies and report.get(policy) is not None:
             notes[policy] = report[policy]
     if report.get("cached") is False:
         notes["generated"] = f"synthetic default written to the cache {report.get('file')}"
@@ -95,14 +100,13 @@ def train(config: Config, out: str | Path, *, resume: bool = False, quiet: bool 
     if log is not None and n_dev > 1:
         log(f"devices: batch of {config.data.batch_size} split over {n_dev} {backend.name()} devices "
             f"(data parallel)")
-    first = rundir.epochs_done(out) + 1 if resume else 1  # the first epoch this process runs (and compiles)
     state, history = training.fit(config, ds, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty(),
                                   mesh=mesh)
     scale = data.target_scale(ds)
     best_state, meta = checkpoint.restore(out, state, which="best")
     test_mae = training.evaluate_split(config, best_state.params, ds, "test", mesh=mesh)
     best = min(history, key=lambda h: h["val_mae"])
-    step_ms, measured = report.warm_step_time(history, first=first)
+    step_ms, measured = report.warm_step_time(history)
     summary = {"run_dir": str(out), "params": count_params(state.params), "epochs": len(history),
                "best_epoch": best["epoch"], "best_val_mae": best["val_mae"],
                "best_val_mae_degC": best["val_mae_degC"], "test_mae": test_mae,

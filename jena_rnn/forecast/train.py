@@ -281,7 +281,8 @@ def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
         rundir.write_config(run_dir, to_dict(config))
     # loss.png shows the naive forecast as its baseline and a °C axis (one cheap pass over the validation split)
     naive = dataclasses.replace(config, model=ModelConfig(kind="naive", layers=()))
-    plot = None if run_dir is None else functools.partial(report.write_history, scale=scale,
+    unit = data.unit_of(config.data.target)  # "°C" for the lecture's "T (degC)"
+    plot = None if run_dir is None else functools.partial(report.write_history, scale=scale, scale_unit=unit,
                                                           baseline=evaluate_split(naive, {}, ds, "val"))
     bar = report.ProgressBar(config.train.steps_per_epoch, epochs=config.train.epochs, done=len(history)) \
         if progress else None
@@ -305,7 +306,7 @@ def _fit(config, ds, run_dir, *, resume, log, progress, mesh, scale):
                            steps=config.train.steps_per_epoch, score="val_mae",
                            finite={"train_mae": "training MAE", "val_mae": "validation MAE"},
                            run_dir=run_dir, config=to_dict(config), write_history=plot, log=log,
-                           line=lambda row, hist: report.epoch_line(row, config.train.epochs, hist),
+                           line=lambda row, hist: report.epoch_line(row, config.train.epochs, hist, unit=unit),
                            patience=config.train.patience, hint="Try a lower --lr.")
 
 

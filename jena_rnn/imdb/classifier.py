@@ -255,7 +255,6 @@ def _run(cfg: IMDBConfig, out: Path, splits: dict, *, resume, quiet, mesh, log) 
         report.write_json(out / "data_report.json", splits["report"])
         if splits["vocab"] is not None:
             report.write_json(out / "vocab.json", splits["vocab"])
-    first = rundir.epochs_done(out) + 1 if resume else 1  # the first epoch this process runs (and compiles)
     state, history = fit(cfg, splits, out, resume=resume, log=log, progress=not quiet and sys.stderr.isatty(),
                          mesh=mesh)
     best_state, meta = checkpoint.restore(out, state, which="best")
@@ -263,7 +262,7 @@ def _run(cfg: IMDBConfig, out: Path, splits: dict, *, resume, quiet, mesh, log) 
     test_loss, test_acc = (float(v) for v in distributed.to_host(make_evaluate(cfg, len(test[2]), mesh=mesh)(
         params, *test)))
     best = max(history, key=lambda h: h["val_acc"])
-    step_ms, measured = report.warm_step_time(history, first=first)
+    step_ms, measured = report.warm_step_time(history)
     return {"run_dir": str(out), "source": splits["source"], "params": count_params(state.params),
             "epochs": len(history), "best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
             "test_loss": test_loss, "test_acc": test_acc, "step_ms_median": step_ms, "step_ms_of": measured,

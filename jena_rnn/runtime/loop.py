@@ -59,15 +59,17 @@ def open_run(run_dir: Path | None, state: Any, *, resume: bool,
     return state, list(meta["history"])
 
 
-def history_row(epoch: int, metrics: dict, *, train_seconds: float, steps: int, epoch_seconds: float) -> dict:
-    """One row of a history: ``{"epoch", **metrics, "train_seconds", "step_ms", "epoch_seconds"}``.
+def history_row(epoch: int, metrics: dict, *, train_seconds: float, steps: int, epoch_seconds: float,
+                first_in_process: bool) -> dict:
+    """One row of a history: ``{"epoch", **metrics, "train_seconds", "step_ms", "epoch_seconds", "first_in_process"}``.
 
     ``train_seconds``: the training part of the epoch (before validation), ``steps`` optimiser steps
-    (``step_ms = 1000 * train_seconds / steps``); ``epoch_seconds``: the whole epoch. Every run's rows,
-    a sweep member's included, are built here.
+    (``step_ms = 1000 * train_seconds / steps``); ``epoch_seconds``: the whole epoch; ``first_in_process``:
+    the first epoch this process ran, whose times include jit compilation (``report.warm_step_time`` leaves
+    such epochs out). Every run's rows, a sweep member's included, are built here.
     """
     return {"epoch": epoch, **metrics, "train_seconds": train_seconds, "step_ms": 1e3 * train_seconds / steps,
-            "epoch_seconds": epoch_seconds}
+            "epoch_seconds": epoch_seconds, "first_in_process": bool(first_in_process)}
 
 
 def run_epochs(state: Any, history: list[dict], one_epoch: Callable[[Any], tuple[Any, dict, float]], *,
@@ -110,7 +112,8 @@ def run_epochs(state: Any, history: list[dict], one_epoch: Callable[[Any], tuple
     if len(history) >= epochs and log is not None:
         log(f"nothing to train: the run already has {len(history)} epochs (epochs={epochs}); raise --epochs to "
             "continue it")
-    for epoch in range(len(history) + 1, epochs + 1):
+    first = len(history) + 1  # the epoch this process runs first: it compiles
+    for epoch in range(first, epochs + 1):
         if until is not None and until(state):
             break
         t0 = time.perf_counter()
@@ -122,7 +125,7 @@ def run_epochs(state: Any, history: list[dict], one_epoch: Callable[[Any], tuple
                                    f"checkpoint: {f'epoch {kept} in {run_dir}' if kept else 'none saved'}."
                                    + (f" {hint}" if hint else ""))
         row = history_row(epoch, metrics, train_seconds=train_seconds, steps=steps,
-                          epoch_seconds=time.perf_counter() - t0)
+                          epoch_seconds=time.perf_counter() - t0, first_in_process=epoch == first)
         history.append(row)
         is_best = score is not None and sign * row[score] < best
         best, stale = (sign * row[score], 0) if is_best else (best, stale + 1)

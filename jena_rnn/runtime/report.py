@@ -71,21 +71,35 @@ def history_csv(history: list[dict], fields: tuple[str, ...] = HISTORY_FIELDS) -
     return buf.getvalue()
 
 
-def warm_step_time(history: list[dict], *, first: int = 1) -> tuple[float, str]:
-    """Median ``step_ms`` of the epochs after ``first`` (the first epoch this process ran) and what it covers.
+def warm_step_time(history: list[dict]) -> tuple[float, str]:
+    """Median ``step_ms`` of the epochs that did not compile, and which epochs those are.
 
-    That first epoch includes jit compilation, so it is left out whenever a later epoch exists; so are the
-    epochs of an earlier process (a resumed run's), each of which paid its own compilation.
+    Each process's first epoch includes jit compilation (its rows say ``first_in_process``), so it is left
+    out, in every process of a resumed run; rows of versions that did not record it are left out too (their
+    compiling epochs cannot be told apart). Only if nothing is left is the newest row used, and said to include
+    compilation.
     Returns:
-      (milliseconds, label), e.g. ``(12.3, "epochs 2-20, compile excluded")``.
+      (milliseconds, label), e.g. ``(12.3, "epochs 2-20, compile excluded")``, ``"epochs 2-3, 5-6, ..."``
+      after a resume at epoch 4.
     """
-    warm = [h for h in history if h["epoch"] > first]
-    if not warm:  # only the compiling epoch ran: say so rather than hide it
-        row = next((h for h in history if h["epoch"] == first), history[-1])
+    warm = [h for h in history if h.get("first_in_process") is False]
+    if not warm:  # only compiling epochs ran: say so rather than hide it
+        row = history[-1]
         return float(row["step_ms"]), f"epoch {row['epoch']}, compile included"
-    lo, hi = warm[0]["epoch"], warm[-1]["epoch"]
     return (float(statistics.median(h["step_ms"] for h in warm)),
-            f"epoch {lo}, compile excluded" if lo == hi else f"epochs {lo}-{hi}, compile excluded")
+            f"{epoch_ranges([h['epoch'] for h in warm])}, compile excluded")
+
+
+def epoch_ranges(epochs: list[int]) -> str:
+    """``[2, 3, 5]`` -> ``"epochs 2-3, 5"``; ``[4]`` -> ``"epoch 4"``."""
+    runs: list[list[int]] = []
+    for e in epochs:
+        if runs and e == runs[-1][1] + 1:
+            runs[-1][1] = e
+        else:
+            runs.append([e, e])
+    text = ", ".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in runs)
+    return f"epoch {text}" if len(epochs) == 1 else f"epochs {text}"
 
 
 def pyplot():
@@ -175,24 +189,26 @@ def plot_history(history: list[dict], path: str | Path, **kwargs):
 def write_history(run_dir: str | Path, history: list[dict], *, fields: tuple[str, ...] = HISTORY_FIELDS,
                   plot: str = "loss.png", panels: tuple[tuple[str, str, str], ...] | None = None,
                   title: str | None = None, baseline: float | None = None, scale: float | None = None,
-                  best_of: tuple[str, bool] | None = None) -> None:
+                  scale_unit: str = "°C", best_of: tuple[str, bool] | None = None) -> None:
     """Write ``history.csv`` (columns ``fields`` first) and the plot ``plot`` into ``run_dir``.
 
-    ``history.json`` is ``rundir.write_history``'s; ``panels``, ``baseline``, ``scale``, ``best_of``: as
-    ``history_figure``'s.
+    ``history.json`` is ``rundir.write_history``'s; ``panels``, ``baseline``, ``scale``, ``scale_unit``,
+    ``best_of``: as ``history_figure``'s.
     """
     run_dir = Path(run_dir)
     write_atomic(run_dir / "history.csv", history_csv(history, fields).encode())
-    plot_history(history, run_dir / plot, panels=panels, baseline=baseline, scale=scale, best_of=best_of,
+    plot_history(history, run_dir / plot, panels=panels, baseline=baseline, scale=scale, scale_unit=scale_unit,
+                 best_of=best_of,
                  title=title or f"Training and validation loss ({run_dir.name})")
 
 
-def epoch_line(row: dict, epochs: int, history: list[dict]) -> str:
-    """Format one log line: losses (normalised and in the target's units), time and ETA."""
+def epoch_line(row: dict, epochs: int, history: list[dict], *, unit: str = "°C") -> str:
+    """Format one log line: losses (normalised and in the target's ``unit``: the ``*_degC`` fields hold
+    ``MAE x`` the target's training std, °C for the lecture's temperature), time and ETA."""
     done = row["epoch"]
-    # the first epoch includes compilation: estimate the rest from later epochs when there are any
-    times = [h["epoch_seconds"] for h in history[1:]] or [row["epoch_seconds"]]
+    # a process's first epoch includes compilation: estimate the rest from the others when there are any
+    times = [h["epoch_seconds"] for h in history if h.get("first_in_process") is False] or [row["epoch_seconds"]]
     eta = (epochs - done) * sum(times) / len(times)
-    return (f"epoch {done:3d}/{epochs}  train MAE {row['train_mae']:.4f} ({row['train_mae_degC']:.3f} °C)  "
-            f"val MAE {row['val_mae']:.4f} ({row['val_mae_degC']:.3f} °C)  "
+    return (f"epoch {done:3d}/{epochs}  train MAE {row['train_mae']:.4f} ({row['train_mae_degC']:.3f} {unit})  "
+            f"val MAE {row['val_mae']:.4f} ({row['val_mae_degC']:.3f} {unit})  "
             f"{row['epoch_seconds']:.1f}s ({row['step_ms']:.1f} ms/step)  ETA {_clock(eta)}")

@@ -174,17 +174,6 @@ def read_history(run_dir: str | Path) -> list[dict]:
     return rows
 
 
-def epochs_done(run_dir: str | Path) -> int:
-    """Epochs a run directory already holds (0 when it has no readable history: then fit decides).
-
-    A resumed process's first epoch is ``epochs_done + 1``: the one that compiles (``report.warm_step_time``).
-    """
-    try:
-        return len(read_history(run_dir))
-    except (OSError, ValueError, TypeError):
-        return 0
-
-
 # ---------------------------------------------------------------- may this run go on?
 def _without(config: dict, ignore: tuple[str, ...]) -> dict:
     config = json.loads(json.dumps(config, default=str))  # a deep copy in which tuples are lists

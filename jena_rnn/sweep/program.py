@@ -200,6 +200,8 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
     rows, valid = train.split_rows(base, ds.val)
     steps = base.train.steps_per_epoch
 
+    first = len(history) + 1  # the epoch this process runs first: it compiles
+
     def one_epoch(host: SweepState):  # host copies in and out: the states may span processes
         sw = distributed.place(host, mesh, stacked=True)
         epoch, t0 = len(history) + 1, time.perf_counter()
@@ -215,7 +217,8 @@ def fit_group(configs: list[Config], names: list[str], ds: data.Dataset, group_d
         for k in np.flatnonzero(active):
             members[names[k]] = loop.history_row(epoch, train.mae_metrics(float(losses[k]), float(val[k]), scale),
                                                  train_seconds=t_train, steps=steps,
-                                                 epoch_seconds=time.perf_counter() - t0)
+                                                 epoch_seconds=time.perf_counter() - t0,
+                                                 first_in_process=epoch == first)
             if not (np.isfinite(losses[k]) and np.isfinite(val[k])):
                 stopped[names[k]] = "diverged"
             elif stale[k] >= patience[k]:
