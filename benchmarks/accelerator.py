@@ -78,6 +78,11 @@ class Report:
         write_atomic(self.path, "\n".join(self.lines) + "\n")
 
 
+def failed(e: Exception) -> str:
+    """One table cell for a variant that raised (a one-shot device run keeps going)."""
+    return f"failed: {type(e).__name__}: {' '.join(str(e).split())[:160]}"
+
+
 def precision(name: str | None):
     """``jax.default_matmul_precision(name)`` as a context, or nothing for None (the backend's default)."""
     return jax.default_matmul_precision(name) if name else contextlib.nullcontext()
@@ -97,16 +102,20 @@ def cell_errors(rep: Report, b: int, t: int, f: int, h: int) -> None:
         def run(p, xs):
             return rnn.unroll(cell, p, xs, reset_after=reset_after, policy=policy)
 
-        with jax.enable_x64(True):
-            want = jax.tree.map(np.asarray, jax.jit(run)(*jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), (p, xs))))
-        errs = []
-        for prec in (None, "highest"):
-            with precision(prec):
-                got = jax.jit(run)(p, xs)  # a fresh jit per precision (the context is traced in)
-            errs.append(max(float(np.max(np.abs(np.asarray(g, np.float64) - w)))
-                            for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want))))
         label = CELL_IDS.get((cell, reset_after), cell) + (" (cuDNN)" if cudnn else "")
-        rep.add(f"| {label} | {errs[0]:.2e} | {errs[1]:.2e} |")
+        try:
+            with jax.enable_x64(True):
+                want = jax.tree.map(np.asarray, jax.jit(run)(*jax.tree.map(lambda a: jnp.asarray(a, jnp.float64),
+                                                                           (p, xs))))
+            errs = []
+            for prec in (None, "highest"):
+                with precision(prec):
+                    got = jax.jit(run)(p, xs)  # a fresh jit per precision (the context is traced in)
+                errs.append(max(float(np.max(np.abs(np.asarray(g, np.float64) - w)))
+                                for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want))))
+            rep.add(f"| {label} | {errs[0]:.2e} | {errs[1]:.2e} |")
+        except Exception as e:  # noqa: BLE001 (reported in the table)
+            rep.add(f"| {label} | {failed(e)} | |")
     if backend.platform() != "cuda":
         rep.add("", f"lstm (cuDNN): skipped, cuDNN's kernel needs CUDA (this platform: {backend.platform()})")
 
@@ -162,11 +171,15 @@ def policies(rep: Report, models, run_models, ds, steps: int, reps: int, wanted:
             rep.add(f"| {name} | not run (--quick runs {', '.join(run_models)}) | | | |")
             continue
         cols = variants(name)
-        runners = {col: ours(name, steps, ds, remat=v.get("remat"), hoist=v.get("hoist"),
-                             precision_name=v.get("precision")) for col, v in cols.items()}
-        if name in PEER_MODELS:
-            runners |= peers(lecture_config(name).model, steps, xs, y, notes, wanted)
-        med = {k: statistics.median(v) for k, v in bench_train.interleave(runners, reps, steps).items()}
+        try:
+            runners = {col: ours(name, steps, ds, remat=v.get("remat"), hoist=v.get("hoist"),
+                                 precision_name=v.get("precision")) for col, v in cols.items()}
+            if name in PEER_MODELS:
+                runners |= peers(lecture_config(name).model, steps, xs, y, notes, wanted)
+            med = {k: statistics.median(v) for k, v in bench_train.interleave(runners, reps, steps).items()}
+        except Exception as e:  # noqa: BLE001 (reported in the table)
+            rep.add(f"| {name} | {failed(e)} | | | |")
+            continue
         cells_ = [f"{bench_train._ms(med[c])} ({c})" for c in cols if c != "policy"]
         if len(cells_) == 1:  # the MLP: no projection or remat to flip
             cells_ = ["n/a (no scan)", "n/a (no scan)", *cells_]
@@ -186,7 +199,11 @@ def kernels(rep: Report, reps: int, b: int, t: int) -> None:
     runners = {}
     for label, (cell, cudnn) in fns.items():
         fn, p = bench_cells.make_grad_fn(cell, None, None, cudnn_lstm=cudnn), cells.init_cell(cell, jax.random.key(1), 14, 32)
-        runners[label] = lambda fn=fn, p=p: jax.block_until_ready(fn(p, xs, y))
+        try:
+            jax.block_until_ready(fn(p, xs, y))  # compile here, so that one failing variant drops alone
+            runners[label] = lambda fn=fn, p=p: jax.block_until_ready(fn(p, xs, y))
+        except Exception as e:  # noqa: BLE001 (reported below the table)
+            rep.add(f"{label}: {failed(e)}")
     med = {k: statistics.median(v) for k, v in bench_train.interleave(runners, reps, 1).items()}
     rep.add("", f"Forward+backward of one layer (B={b}, T={t}, F=14, H=32; policy otherwise this backend's), "
             f"ms, median of {reps}:", "", "| variant | ms | / lstm scan |", "|---|---|---|")
