@@ -23,9 +23,9 @@ from jena_rnn.nn import cells, rnn
 B, T, F, H = 128, 240, 14, 32
 
 
-def make_grad_fn(cell: str, hoist: bool, remat: bool):
-    """Return a jitted ``(params, xs, y) -> grads`` of an MAE loss on the last h's mean."""
-    policy = backend.scan_policy(hoist_input=hoist, remat=remat)  # the rest: this backend's entries
+def make_grad_fn(cell: str, hoist: bool | None, remat: bool | None, cudnn_lstm: bool | None = None):
+    """Return a jitted ``(params, xs, y) -> grads`` of an MAE loss on the last h's mean (None = the backend's)."""
+    policy = backend.scan_policy(hoist_input=hoist, remat=remat, cudnn_lstm=cudnn_lstm)  # the rest: the backend's
 
     def loss(params, xs, y):
         _, h = rnn.unroll(cell, params, xs, return_sequences=False, policy=policy)

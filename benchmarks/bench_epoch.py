@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 
-def ours(name: str, ds, mesh):
-    config = lecture_config(name)
+def ours(name: str, ds, mesh, config=None):
+    """Return ``run()``: one epoch of lecture model ``name`` (or of ``config``), then the validation pass."""
+    config = config or lecture_config(name)
     state = distributed.place(train.init_state(config, jax.random.PRNGKey(0), ds.series.shape[1]), mesh,
                               stacked=False)
     series = data.Phased(data.by_phase(distributed.place(ds.series, mesh, stacked=False), config.data.step))

@@ -53,18 +53,19 @@ PEERS = ("flax nn.RNN", "pytorch", "keras")
 MODELS = ("gru", "lstm", "gru_dropout", "stacked_gru", "bidirectional_gru", "mlp")
 
 
-def _config(name: str, steps: int, remat: bool | None) -> Config:
+def _config(name: str, steps: int, remat: bool | None, hoist: bool | None = None) -> Config:
     base = lecture_config(name)
-    return dataclasses.replace(base, model=dataclasses.replace(base.model, remat=remat),
+    return dataclasses.replace(base, model=dataclasses.replace(base.model, remat=remat, hoist_input=hoist),
                                train=TrainConfig(steps_per_epoch=steps))
 
 
-def ours(name: str, steps: int, ds, remat: bool | None, mesh=None, *, adapt=None):
+def ours(name: str, steps: int, ds, remat: bool | None, mesh=None, *, adapt=None, hoist: bool | None = None):
     """Return (run, compile seconds) for the training path with ``remat``, data-parallel over ``mesh``.
 
     ``adapt``: ``(config, state) -> state`` applied to the initial state (e.g. another parameter layout).
+    ``hoist``: ``ModelConfig.hoist_input`` (None = the backend's choice).
     """
-    config = _config(name, steps, remat)
+    config = _config(name, steps, remat, hoist)
     state = train.init_state(config, jax.random.PRNGKey(0), F)
     state = adapt(config, state) if adapt is not None else state
     state, series = distributed.place((state, ds.series), mesh, stacked=False)
@@ -152,7 +153,8 @@ def _act(name: str):
     return jax.nn.relu if name == "relu" else jnp.tanh
 
 
-def torch_peer(model: ModelConfig, steps: int, xs, y, threads: int = 1):
+def torch_peer(model: ModelConfig, steps: int, xs, y, threads: int = 1, device: str = "cpu"):
+    """PyTorch on ``device`` ("cuda": cuDNN's GRU/LSTM; each timed call ends with a synchronize)."""
     import torch
 
     torch.set_num_threads(threads)
@@ -176,8 +178,9 @@ def torch_peer(model: ModelConfig, steps: int, xs, y, threads: int = 1):
                 x, _ = rnn_(drop(x))
             last = torch.cat([x[:, -1, :top.units], x[:, 0, top.units:]], -1) if top.bidirectional else x[:, -1]
             return head(last)
+    net.to(device)
     opt = torch.optim.RMSprop(net.parameters(), lr=1e-3, alpha=0.9, eps=1e-7)
-    tx, ty = torch.from_numpy(np.array(xs)), torch.from_numpy(np.array(y))
+    tx, ty = torch.from_numpy(np.array(xs)).to(device), torch.from_numpy(np.array(y)).to(device)
 
     def run():
         for _ in range(steps):
@@ -185,6 +188,8 @@ def torch_peer(model: ModelConfig, steps: int, xs, y, threads: int = 1):
             loss = (forward(tx)[:, 0] - ty).abs().mean()
             loss.backward()
             opt.step()
+        if device != "cpu":
+            torch.cuda.synchronize()
     return run
 
 

@@ -36,12 +36,15 @@ class ScanPolicy:
         behind ``lax.optimization_barrier`` (``h * 1 == h`` exactly), which changes how XLA fuses
         the backward pass.
       unroll: steps per scan iteration, forwarded to ``lax.scan``.
+      cudnn_lstm: run an LSTM through cuDNN (``nn.cudnn``, ``jax.experimental.rnn``) whenever
+        ``cudnn.allowed`` says the layer can (tanh, no recurrent dropout, float32, right padding).
     """
 
     hoist_input: bool
     remat: bool
     gru_mask_barrier: bool
     unroll: int = 1
+    cudnn_lstm: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.unroll, int) or self.unroll < 1:
@@ -67,17 +70,38 @@ CPU = ScanPolicy(
 # (the step is launch-bound, remat adds kernels, and the residuals it saves are small); the mask trick
 # is an XLA:CPU fusion effect.
 ACCELERATOR = ScanPolicy(hoist_input=True, remat=False, gru_mask_barrier=False, unroll=1)
+# CUDA: the same, and the LSTM through cuDNN's kernel (one launch for all steps instead of a scan's per-step
+# launches). Chosen by expectation (the issue 17 card), not measured yet: benchmarks/accelerator.py
+# measures it (docs/accelerators.md). jax.experimental.rnn.lstm lowers on CUDA (and ROCm, whose MIOpen
+# gate order differs: not turned on there); TPUs have no such kernel.
+CUDA = dataclasses.replace(ACCELERATOR, cudnn_lstm=True)
+
+
+def platform() -> str:
+    """Return ``name()`` with "gpu" resolved to the GPU's platform ("cuda", "rocm") where JAX knows it."""
+    here = name()
+    if here != "gpu":
+        return here
+    for candidate in ("cuda", "rocm"):
+        try:
+            jax.devices(candidate)
+            return candidate
+        except RuntimeError:
+            pass
+    return here
 
 
 def for_backend(backend: str) -> ScanPolicy:
-    """Return the ``ScanPolicy`` for ``backend`` (a ``name()``): ``CPU`` for "cpu", else ``ACCELERATOR``."""
-    return CPU if backend == "cpu" else ACCELERATOR
+    """Return the ``ScanPolicy`` for ``backend`` (a ``platform()``): ``CPU`` for "cpu", ``CUDA`` for "cuda",
+    else ``ACCELERATOR`` (also for a bare "gpu")."""
+    return CPU if backend == "cpu" else CUDA if backend == "cuda" else ACCELERATOR
 
 
-def scan_policy(*, hoist_input: bool | None = None, remat: bool | None = None,
+def scan_policy(*, hoist_input: bool | None = None, remat: bool | None = None, cudnn_lstm: bool | None = None,
                 backend: str | None = None) -> ScanPolicy:
-    """Return ``for_backend(backend or name())`` with the non-None overrides (``ModelConfig``'s fields)."""
-    return for_backend(name() if backend is None else backend).replace(hoist_input=hoist_input, remat=remat)
+    """Return ``for_backend(backend or platform())`` with the non-None overrides (``ModelConfig``'s fields)."""
+    return for_backend(platform() if backend is None else backend).replace(
+        hoist_input=hoist_input, remat=remat, cudnn_lstm=cudnn_lstm)
 
 
 # XLA:CPU multiplies the MLP's [T*F, units] hidden kernel faster when it is held transposed: a training

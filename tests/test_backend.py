@@ -15,7 +15,10 @@ def test_cpu_entries_are_the_measured_choices_and_others_the_textbook_forms():
     # the decisions documented in backend.py (pointers to benchmarks/RESULTS.md there)
     assert backend.for_backend("cpu") == ScanPolicy(hoist_input=False, remat=True, gru_mask_barrier=True, unroll=1)
     for other in ("gpu", "tpu", "cuda"):
-        assert backend.for_backend(other) == ScanPolicy(hoist_input=True, remat=False, gru_mask_barrier=False)
+        # CUDA adds cuDNN's LSTM (tests/test_cudnn.py); the scan's choices are the same
+        cudnn = other == "cuda"
+        assert backend.for_backend(other) == ScanPolicy(hoist_input=True, remat=False, gru_mask_barrier=False,
+                                                        cudnn_lstm=cudnn)
         assert backend.sweep_for_backend(other) == backend.SweepPolicy(traced_zero_rates=False, member_chunk=None)
     assert backend.sweep_for_backend("cpu") == backend.SweepPolicy(traced_zero_rates=True, member_chunk=2)
     assert backend.name() == jax.default_backend()
@@ -27,7 +30,7 @@ def test_scan_policy_overrides_only_what_is_given():
     assert backend.scan_policy(remat=False, backend="cpu") == dataclasses.replace(backend.CPU, remat=False)
     assert backend.scan_policy(hoist_input=False, backend="gpu") == dataclasses.replace(backend.ACCELERATOR,
                                                                                        hoist_input=False)
-    assert backend.scan_policy() == backend.for_backend(backend.name())  # ModelConfig's None = per backend
+    assert backend.scan_policy() == backend.for_backend(backend.platform())  # ModelConfig's None = per backend
     assert backend.CPU.replace(unroll=4, remat=None).unroll == 4 and backend.CPU.replace(remat=None).remat
     with pytest.raises(ValueError, match=r"ScanPolicy.unroll must be an int >= 1, got 0"):
         ScanPolicy(hoist_input=False, remat=False, gru_mask_barrier=False, unroll=0)
@@ -61,7 +64,7 @@ def test_unroll_compiles_what_its_policy_says_and_every_policy_gives_the_same_va
         for k in grad0:
             np.testing.assert_allclose(grad[k], grad0[k], rtol=1e-5, atol=1e-5, err_msg=f"{policy} {k}")
     # policy=None is this backend's entry: the same program as passing it
-    here = backend.for_backend(backend.name())
+    here = backend.for_backend(backend.platform())
     assert str(jax.make_jaxpr(grad_fn, static_argnums=1)(p, None)) == str(jax.make_jaxpr(grad_fn, static_argnums=1)(p, here))
 
 

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jena_rnn import backend
 from jena_rnn.backend import ScanPolicy
 from jena_rnn.config import LayerConfig
+from jena_rnn.nn import cudnn
 from jena_rnn.nn.cells import (CELL_FNS, check_cell, check_params, check_state, get_activation, init_cell,
                                input_projection, shape_of, zero_state)
 
@@ -134,7 +135,8 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
         ``h @ w_h`` (never to the LSTM's c). ``dropout_rows``: ``(start, total)``, see ``dropout_masks``.
       policy: how the scan compiles (``backend.ScanPolicy``: hoisted or in-loop input projection,
         remat, the GRU's opaque mask of ones, ``lax.scan``'s unroll); never the values.
-        None = ``backend.for_backend(backend.name())``, the measured choice for this backend.
+        None = ``backend.for_backend(backend.platform())``, the measured choice for this backend. With
+        ``policy.cudnn_lstm`` an LSTM that ``cudnn.allowed`` accepts runs cuDNN's kernel instead of the scan.
     Returns:
       (final_state, ys): final carry (h [B, H] or LSTMState), ys [B, T, H] or [B, H].
     Raises:
@@ -148,7 +150,7 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
                       activation=activation, dropout=dropout, recurrent_dropout=recurrent_dropout,
                       key=key, train=train, reset_after=reset_after)
     batch, steps, feats = xs.shape
-    policy = backend.for_backend(backend.name()) if policy is None else policy
+    policy = backend.for_backend(backend.platform()) if policy is None else policy
     hoist_input = policy.hoist_input
     if state is None:
         state = zero_state(cell, batch, units, xs.dtype)
@@ -158,6 +160,11 @@ def unroll(cell: str, params: dict, xs: Array, *, state=None, reverse: bool = Fa
                                           rows=dropout_rows)
     if in_mask is not None:
         xs = xs * in_mask[:, None, :]
+    if policy.cudnn_lstm and cudnn.allowed(cell, xs, params, activation=activation, mask=mask, lengths=lengths,
+                                           padding=padding, reverse=reverse, go_backwards=go_backwards,
+                                           recurrent_dropout=recurrent_dropout if train else 0.0)[0]:
+        return cudnn.lstm_unroll_cudnn(params, xs, state=state, lengths=lengths, reverse=reverse,
+                                       go_backwards=go_backwards, return_sequences=return_sequences)
     valid = _step_mask(lengths, mask, padding, batch, steps)
 
     xs_t = jnp.swapaxes(xs, 0, 1)  # [T, B, F]
