@@ -152,7 +152,9 @@ def test_another_error_of_pooch_is_not_called_a_digest_mismatch(tmp_path, monkey
     def broken(*args, **kwargs):
         raise ValueError("something else went wrong")
 
-    monkeypatch.setattr(download.pooch, "retrieve", broken)
+    import pooch
+
+    monkeypatch.setattr(pooch, "retrieve", broken)
     with pytest.raises(ValueError, match="something else went wrong"):
         data.download_jena(tmp_path, url="http://127.0.0.1:9/x.zip", size=5, sha256="ab" * 32, verbose=False)
 

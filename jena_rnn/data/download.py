@@ -14,15 +14,13 @@ to reuse unchecked.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
-
-import pooch
-import requests
 
 from jena_rnn import atomic
 from jena_rnn.data.table import JENA_URL, JENA_URL_TF, JENA_ZIP_BYTES
@@ -73,6 +71,9 @@ def fetch(dest_dir, name: str, urls: Sequence[str], *, sha256: str | None, size:
       ConnectionError: no URL could be reached (offline?).
       Either names every URL tried and what went wrong, and how to fetch the file by hand.
     """
+    import pooch  # here, not at import: reading data (a GPU node without pooch, say) never needs it
+    import requests
+
     for url in urls:
         if not url.startswith(("https://", "http://")):
             raise ValueError(f"{url}: only http(s) URLs are downloaded; pass a local copy's path instead")
@@ -112,7 +113,7 @@ def fetch(dest_dir, name: str, urls: Sequence[str], *, sha256: str | None, size:
             errors.append(f"{url}: downloaded {n} bytes, expected {size}")
             corrupt = True
             continue
-        digest = pooch.file_hash(str(staging))
+        digest = _sha256(staging)
         os.chmod(staging, atomic.new_file_mode(dest.parent))  # pooch's temporary is 0o600; a download is not
         os.replace(staging, dest)
         if verbose:
@@ -127,6 +128,14 @@ def _mirrors(url: str, mirrors: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(MIRRORS.get(url, ())) if mirrors is None else tuple(mirrors)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _problem(path: Path, size: int | None, sha256: str | None) -> str | None:
     """Why ``path`` is not a verified copy (its size or SHA-256 differs, it is not a file), or None."""
     if not path.is_file():
@@ -134,7 +143,7 @@ def _problem(path: Path, size: int | None, sha256: str | None) -> str | None:
     n = path.stat().st_size
     if size is not None and n != size:
         return f"{n} bytes, expected {size}"
-    if sha256 is not None and (digest := pooch.file_hash(str(path))) != sha256.lower():
+    if sha256 is not None and (digest := _sha256(path)) != sha256.lower():
         return f"SHA-256 {digest}, expected {sha256.lower()}"
     return None
 
@@ -142,6 +151,8 @@ def _problem(path: Path, size: int | None, sha256: str | None) -> str | None:
 @contextmanager
 def _quiet_pooch():
     """Silence pooch's INFO lines ("Downloading ...", "use this hash as known_hash"): ours name our API."""
+    import pooch
+
     logger = pooch.get_logger()
     level = logger.level
     logger.setLevel(logging.WARNING)
