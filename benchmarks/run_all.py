@@ -19,12 +19,14 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-SCRIPTS = ("bench_cells.py", "bench_data.py", "bench_train.py", "bench_mlp.py", "bench_epoch.py", "bench_sweep.py")
+SCRIPTS = ("bench_cells.py", "bench_data.py", "bench_train.py", "bench_mlp.py", "bench_epoch.py", "bench_sweep.py",
+           "bench_flax.py")
 QUICK = {"bench_cells.py": ["--reps", "2"], "bench_data.py": ["--repeats", "1", "--batches", "2"],
          "bench_train.py": ["--reps", "1", "--steps", "2", "--models", "gru,mlp"],
          "bench_mlp.py": ["--reps", "1", "--steps", "2"],
          "bench_epoch.py": ["--reps", "1", "--models", "mlp"],
-         "bench_sweep.py": ["--rounds", "1", "--steps", "1", "--ks", "4"]}
+         "bench_sweep.py": ["--rounds", "1", "--steps", "1", "--ks", "4"],
+         "bench_flax.py": ["--reps", "1", "--steps", "2", "--cells", "gru"]}
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "numpy", "torch", "keras", "tensorflow-cpu")
 
 
