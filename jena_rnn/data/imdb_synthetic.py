@@ -57,7 +57,7 @@ _ENGLISH = ("the", "a", "and", "of", "to", "is", "it", "in", "i", "this", "that"
             "would", "which", "story", "only", "really", "see", "their", "had", "we", "were", "me", "never",
             "plot", "acting", "scene", "cast", "director", "ending", "music", "character", "script", "hardly")
 _CONSONANTS, _VOWELS = "bdfgklmnprstvz", "aeiou"
-_WEAK = 400  # weak cue words per polarity
+_WEAK = 100  # weak cue words per polarity
 _TIERS = ((POSITIVE, NEGATIVE, 2.5), (_MODERATE_POS, _MODERATE_NEG, 1.0), (_WEAK, _WEAK, 0.3))  # words, |weight|
 
 
@@ -75,9 +75,9 @@ class ReviewSpec:
     verdict_rate: float = 0.3  # probability that a word of a verdict is a cue
     tier_shares: tuple = (0.3, 0.35, 0.35)  # probability that a cue is strong, moderate, weak
     negation: float = 0.2  # probability that a cue is preceded by a negator (which flips it)
-    mixed: float = 0.3  # share of mixed reviews
-    clear_agree: float = 0.85  # probability that a clear review's cue has the review's opinion
-    mixed_agree: float = 0.6  # the same in a mixed review
+    mixed: float = 0.2  # share of mixed reviews
+    clear_agree: float = 0.95  # probability that a clear review's cue has the review's opinion
+    mixed_agree: float = 0.65  # the same in a mixed review
     noise: float = 0.05  # share of labels flipped after the score decides them
 
     def __post_init__(self) -> None:
