@@ -224,7 +224,7 @@ def test_training_learns_synthetic_sentiment(tmp_path):
     state, history = imdb.fit(cfg, splits, log=None)
     test = tuple(jnp.asarray(a) for a in splits["test"])
     _, acc = imdb.make_evaluate(cfg, len(test[2]))(state.params, *test)
-    assert float(acc) >= 0.75, history[-1]  # chance is 0.5; measured 0.787 on corpus v2 (docs/imdb.md)
+    assert float(acc) >= 0.75, history[-1]  # chance is 0.5; measured 0.823 (last val 0.845) on corpus v3 (docs/imdb.md)
     assert history[-1]["val_acc"] >= 0.75
 
 

@@ -58,6 +58,16 @@ def test_the_vocabulary_exceeds_num_words_with_a_zipf_tail(corpus):
     assert counts[0] > 50 * counts[999]  # Zipf(1): rank 1 is about 1000 times rank 1000; a flat law fails
 
 
+def test_every_cue_word_is_common_enough_to_be_learned(corpus):
+    _, toks = corpus
+    ranked = [w for w, _ in Counter(w for t in toks for w in t).most_common(10_000 - 4)]  # Keras's num_words
+    # the label should rest on words a model sees often: a large rare weak tier (v2's 400 words per polarity)
+    # put cues outside num_words or a few times in a whole corpus
+    assert set(syn.CUE_WEIGHTS) <= set(ranked)
+    counts = Counter(w for t in toks for w in t if w in syn.CUE_WEIGHTS)
+    assert min(counts.values()) >= 10  # in 3,000 reviews; the rarest weak cue is drawn about 20 times
+
+
 def test_cues_are_spread_through_the_review_and_denser_in_a_verdict(corpus):
     _, toks = corpus
     long_ = [t for t in toks if len(t) > 500]
@@ -85,6 +95,10 @@ def test_an_oracle_that_knows_the_weights_scores_one_minus_the_noise(corpus):
     assert abs(np.mean(oracle == r.labels) - (1 - SPEC.noise)) < three_sigma(SPEC.noise)
     short = np.asarray([syn.review_score(t[-SPEC.verdict_len:]) > 0 for t in toks])
     assert np.mean(short == r.labels) < np.mean(oracle == r.labels) - 0.08  # the verdict alone is not enough
+    # reviews are redundant (clear_agree): the last 120 words (about a dozen cues) nearly always give the label
+    # the whole review gives, which is what an LSTM reading the end of a review can exploit
+    part = np.asarray([syn.review_score(t[-120:]) > 0 for t in toks])
+    assert np.mean(part == r.labels) > np.mean(oracle == r.labels) - 0.03
 
 
 def test_a_bad_spec_is_refused():

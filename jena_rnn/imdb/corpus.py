@@ -22,7 +22,7 @@ def prepare(cfg: IMDBConfig, *, cache_dir=None, log=None) -> dict:
     path = cfg.data
     if path is None:
         root = Path(cache_dir or os.environ.get("JENA_RNN_CACHE") or Path.home() / ".cache" / "jena_rnn")
-        path = root / f"imdb_synthetic_v2_n{cfg.synthetic_reviews}_seed{cfg.synthetic_seed}" / "aclImdb"
+        path = root / f"imdb_synthetic_v3_n{cfg.synthetic_reviews}_seed{cfg.synthetic_seed}" / "aclImdb"
         if not path.is_dir():
             if log:
                 log(f"writing the synthetic review corpus to {path}")
