@@ -355,6 +355,9 @@ def test_a_users_folder_holding_a_copied_run_is_no_run_folder(run_dir, tmp_path)
 def test_orbax_closed_loop_noise_after_damage_is_dropped_and_nothing_else(run_dir, monkeypatch):
     # orbax failing on damaged files may leave tensorstore reads that call its closed event loop later;
     # Python would print that as an "Exception ignored" traceback after our one warning line
+    import gc
+
+    gc.collect()  # an earlier test's orbax garbage reports itself now, not under the raw hook below
     seen = []
     monkeypatch.setattr(sys, "unraisablehook", seen.append)
     _garbage(run_dir / "checkpoints" / "epoch_0003")
@@ -364,7 +367,9 @@ def test_orbax_closed_loop_noise_after_damage_is_dropped_and_nothing_else(run_di
                                                                      RuntimeError("something else")))
     sys.unraisablehook(closed)
     sys.unraisablehook(other)
-    assert seen == [other]
+    # judged on the two reports sent here: a real closed-loop report of an earlier test's orbax work may still
+    # reach the raw hook before the filter is installed (CI saw one), and is no concern of this test
+    assert [x for x in seen if x is closed or x is other] == [other]
 
 
 def test_a_flipped_byte_never_gives_other_numbers(run_dir, capfd):
