@@ -30,7 +30,7 @@ import optax
 from flax import nnx
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_train import B, F, T, _ms, interleave, ours_fixed  # noqa: E402  (the shared timing pieces)
+from bench_train import B, F, T, _ms, interleave, ours_fixed, scan_runner  # noqa: E402  (the shared timing pieces)
 
 from jena_rnn import flax as jflax  # noqa: E402
 from jena_rnn.config import lecture_config  # noqa: E402
@@ -66,20 +66,12 @@ def _nnx_scanned(model: nnx.Module, steps: int, xs, y, optim):
     def loss_fn(p):
         return jnp.mean(jnp.abs(nnx.merge(graph, p, rest)(xs) - y))
 
-    @jax.jit
-    def epoch(state):
-        def body(s, _):
-            p, o = s
-            loss, g = jax.value_and_grad(loss_fn)(p)
-            u, o = optim.update(g, o, p)
-            return (optax.apply_updates(p, u), o), loss
-        return jax.lax.scan(body, state, None, length=steps)
-
-    def run():
-        nonlocal state
-        state, loss = epoch(state)
-        loss.block_until_ready()
-    return run
+    def step(s):
+        p, o = s
+        loss, g = jax.value_and_grad(loss_fn)(p)
+        u, o = optim.update(g, o, p)
+        return (optax.apply_updates(p, u), o), loss
+    return scan_runner(step, state, steps)
 
 
 class _FlaxOwn(nnx.Module):

@@ -90,14 +90,18 @@ def ours_fixed(name: str, steps: int, xs, y):
     def loss_fn(params, key):
         return train.mae(models.apply_model(config.model, params, xs, key=key, train=True), y)
 
-    @jax.jit
-    def epoch(state):
-        def body(s, _):
-            key, k_drop = jax.random.split(s.key)
-            loss, g = jax.value_and_grad(loss_fn)(s.params, k_drop)
-            u, o = opt.update(g, s.opt_state, s.params)
-            return s._replace(params=optax.apply_updates(s.params, u), opt_state=o, key=key), loss
-        return jax.lax.scan(body, state, None, length=steps)
+    def step(s):
+        key, k_drop = jax.random.split(s.key)
+        loss, g = jax.value_and_grad(loss_fn)(s.params, k_drop)
+        u, o = opt.update(g, s.opt_state, s.params)
+        return s._replace(params=optax.apply_updates(s.params, u), opt_state=o, key=key), loss
+    return scan_runner(step, state, steps)
+
+
+def scan_runner(step, state, steps: int):
+    """A ``run()`` that advances ``state`` by ``steps`` calls of ``step`` (``state -> (state, loss)``) in one
+    jitted ``lax.scan`` and waits for it (the timed unit of the fixed-batch columns, here and in bench_flax)."""
+    epoch = jax.jit(lambda s: jax.lax.scan(lambda c, _: step(c), s, None, length=steps))
 
     def run():
         nonlocal state

@@ -266,6 +266,6 @@ def _run(cfg: IMDBConfig, out: Path, splits: dict, *, resume, quiet, mesh, log) 
     return {"run_dir": str(out), "source": splits["source"], "params": count_params(state.params),
             "epochs": len(history), "best_epoch": best["epoch"], "best_val_acc": best["val_acc"],
             "test_loss": test_loss, "test_acc": test_acc, "step_ms_median": step_ms, "step_ms_of": measured,
-            "epoch_seconds_median": float(np.median([h["epoch_seconds"] for h in history[1:]]
-                                                    or [history[0]["epoch_seconds"]])),
+            "epoch_seconds_median": float(np.median([h["epoch_seconds"] for h in report.warm_rows(history)]
+                                                    or [history[-1]["epoch_seconds"]])),
             "backend": backend.name(), "devices": distributed.axis_size(mesh, "data")}

@@ -82,12 +82,18 @@ def warm_step_time(history: list[dict]) -> tuple[float, str]:
       (milliseconds, label), e.g. ``(12.3, "epochs 2-20, compile excluded")``, ``"epochs 2-3, 5-6, ..."``
       after a resume at epoch 4.
     """
-    warm = [h for h in history if h.get("first_in_process") is False]
+    warm = warm_rows(history)
     if not warm:  # only compiling epochs ran: say so rather than hide it
         row = history[-1]
         return float(row["step_ms"]), f"epoch {row['epoch']}, compile included"
     return (float(statistics.median(h["step_ms"] for h in warm)),
             f"{epoch_ranges([h['epoch'] for h in warm])}, compile excluded")
+
+
+def warm_rows(history: list[dict]) -> list[dict]:
+    """The rows whose times include no jit compilation: not their process's first epoch (``first_in_process``
+    False; rows that do not say, an older version's, are not trusted)."""
+    return [h for h in history if h.get("first_in_process") is False]
 
 
 def epoch_ranges(epochs: list[int]) -> str:
@@ -207,7 +213,7 @@ def epoch_line(row: dict, epochs: int, history: list[dict], *, unit: str = "°C"
     ``MAE x`` the target's training std, °C for the lecture's temperature), time and ETA."""
     done = row["epoch"]
     # a process's first epoch includes compilation: estimate the rest from the others when there are any
-    times = [h["epoch_seconds"] for h in history if h.get("first_in_process") is False] or [row["epoch_seconds"]]
+    times = [h["epoch_seconds"] for h in warm_rows(history)] or [row["epoch_seconds"]]
     eta = (epochs - done) * sum(times) / len(times)
     return (f"epoch {done:3d}/{epochs}  train MAE {row['train_mae']:.4f} ({row['train_mae_degC']:.3f} {unit})  "
             f"val MAE {row['val_mae']:.4f} ({row['val_mae_degC']:.3f} {unit})  "
